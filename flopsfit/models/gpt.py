@@ -1,0 +1,131 @@
+"""A decoder-only GPT in Flax NNX: pre-norm RMSNorm, rotary positions, causal attention."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
+  """Applies rotary position embeddings (half-split layout) along T."""
+  _, t, _, k = x_BxTxHxK.shape
+  half = k // 2
+  freq_F = 1.0 / (10_000.0 ** (jnp.arange(half, dtype=jnp.float32) / half))
+  angle_TxF = jnp.arange(t, dtype=jnp.float32)[:, None] * freq_F[None, :]
+  sin, cos = jnp.sin(angle_TxF)[None, :, None, :], jnp.cos(angle_TxF)[None, :, None, :]
+  x1, x2 = x_BxTxHxK[..., :half].astype(jnp.float32), x_BxTxHxK[..., half:].astype(jnp.float32)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxTxHxK.dtype)
+
+
+class Attention(nnx.Module):
+  """Multi-head causal self-attention through `jax.nn.dot_product_attention`."""
+
+  def __init__(self, d_model: int, n_heads: int, dtype, rngs: nnx.Rngs):
+    self.n_heads = n_heads
+    self.head_dim = d_model // n_heads
+    init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
+    self.qkv = nnx.Linear(d_model, 3 * d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs)
+    self.out = nnx.Linear(d_model, d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    b, t, d = x_BxTxD.shape
+    qkv_BxTx3xHxK = self.qkv(x_BxTxD).reshape(b, t, 3, self.n_heads, self.head_dim)
+    q, k, v = qkv_BxTx3xHxK[:, :, 0], qkv_BxTx3xHxK[:, :, 1], qkv_BxTx3xHxK[:, :, 2]
+    y_BxTxHxK = jax.nn.dot_product_attention(rotary(q), rotary(k), v, is_causal=True)
+    return self.out(y_BxTxHxK.reshape(b, t, d))
+
+
+class Mlp(nnx.Module):
+  """SwiGLU (hidden 8/3·d, rounded to a multiple of 8) or GELU (hidden 4·d) MLP."""
+
+  def __init__(self, d_model: int, kind: str, dtype, rngs: nnx.Rngs):
+    if kind not in ("swiglu", "gelu"):
+      raise ValueError(f"model mlp: expected 'swiglu' or 'gelu', got {kind!r}")
+    self.kind = kind
+    hidden = 8 * math.ceil(8 * d_model / 3 / 8) if kind == "swiglu" else 4 * d_model
+    init_in = nnx.initializers.normal(1.0 / math.sqrt(d_model))
+    init_out = nnx.initializers.normal(1.0 / math.sqrt(hidden))
+    width_in = 2 * hidden if kind == "swiglu" else hidden
+    self.up = nnx.Linear(d_model, width_in, use_bias=False, kernel_init=init_in, dtype=dtype, rngs=rngs)
+    self.down = nnx.Linear(hidden, d_model, use_bias=False, kernel_init=init_out, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    h_BxTxF = self.up(x_BxTxD)
+    if self.kind == "swiglu":
+      gate, value = jnp.split(h_BxTxF, 2, axis=-1)
+      h_BxTxF = jax.nn.silu(gate) * value
+    else:
+      h_BxTxF = jax.nn.gelu(h_BxTxF)
+    return self.down(h_BxTxF)
+
+
+class Block(nnx.Module):
+  def __init__(self, d_model: int, n_heads: int, mlp: str, dtype, rngs: nnx.Rngs):
+    self.attn_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
+    self.attn = Attention(d_model, n_heads, dtype, rngs)
+    self.mlp_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
+    self.mlp = Mlp(d_model, mlp, dtype, rngs)
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    x_BxTxD = x_BxTxD + self.attn(self.attn_norm(x_BxTxD))
+    return x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD))
+
+
+class GPT(nnx.Module):
+  """Decoder-only transformer. `__call__({"tokens": [B, T]})` returns `{"logits": [B, T, V]}`."""
+
+  def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, head_dim: int = 16,
+               mlp: str = "swiglu", tied_embeddings: bool = True, dtype: str = "float32",
+               rngs: nnx.Rngs):
+    if d_model % head_dim:
+      raise ValueError(f"model d_model: {d_model} is not a multiple of head_dim {head_dim}")
+    self.tied_embeddings = tied_embeddings
+    compute_dtype = _DTYPES[dtype]
+    self.embed = nnx.Embed(vocab_size, d_model, embedding_init=nnx.initializers.normal(1.0),
+                           dtype=compute_dtype, rngs=rngs)
+    self.blocks = nnx.List([Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs)
+                            for _ in range(n_layers)])
+    self.final_norm = nnx.RMSNorm(d_model, dtype=compute_dtype, rngs=rngs)
+    self.head = None if tied_embeddings else nnx.Linear(
+        d_model, vocab_size, use_bias=False, dtype=compute_dtype, rngs=rngs,
+        kernel_init=nnx.initializers.normal(1.0 / math.sqrt(d_model)))
+    self.d_model = d_model
+
+  def __call__(self, batch: dict) -> dict:
+    x_BxTxD = self.embed(batch["tokens"])
+    for block in self.blocks:
+      x_BxTxD = block(x_BxTxD)
+    x_BxTxD = self.final_norm(x_BxTxD)
+    if self.head is None:
+      logits_BxTxV = self.embed.attend(x_BxTxD) / math.sqrt(self.d_model)
+    else:
+      logits_BxTxV = self.head(x_BxTxD)
+    return {"logits": logits_BxTxV.astype(jnp.float32)}
+
+  def attention_flops_per_token(self, seq_len: int) -> float:
+    """Forward FLOPs per token of QKᵀ and of the weighted sum of values: 4·L·T·d."""
+    return 4.0 * len(self.blocks) * seq_len * self.d_model
+
+
+@dataclasses.dataclass(frozen=True)
+class GPTShapeRule:
+  """Picks (d_model, n_layers) for a target non-embedding parameter count.
+
+  Width grows with depth at a fixed ratio d_model / n_layers = `aspect_ratio`, and
+  d_model is a multiple of `head_dim`. A block has about 12·d² parameters (SwiGLU or GELU).
+  """
+  aspect_ratio: int = 16
+  head_dim: int = 16
+
+  def shape_for(self, target_params: float) -> dict:
+    # 12·d²·L with L = d / aspect  ->  d = (target · aspect / 12)^(1/3)
+    d = (target_params * self.aspect_ratio / 12.0) ** (1.0 / 3.0)
+    d_model = max(self.head_dim, self.head_dim * round(d / self.head_dim))
+    n_layers = max(1, round(d_model / self.aspect_ratio))
+    return {"d_model": int(d_model), "n_layers": int(n_layers)}
+

@@ -1,0 +1,157 @@
+"""Resolves and validates the model, dataset and loss plugins named in a config.
+
+A plugin is `"package.module:attr"` plus keyword arguments. Every failure is a `PluginError`
+whose one-line message names the config field, raised before any training starts.
+"""
+
+import dataclasses
+import importlib
+import inspect
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from flax import nnx
+
+SPLITS = ("train", "eval")
+
+
+class PluginError(ValueError):
+  """A plugin named in the config cannot be used; the message names the field."""
+
+
+def resolve(field: str, spec: Any) -> Callable:
+  """Imports `"package.module:attr"` and returns the callable it names."""
+  if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+    raise PluginError(f"config.{field}: expected 'package.module:attr', got {spec!r}")
+  module_name, attr = spec.split(":")
+  try:
+    obj = importlib.import_module(module_name)
+  except Exception as e:  # ImportError, or any error raised while importing the module
+    raise PluginError(f"config.{field}: cannot import module {module_name!r} "
+                      f"({type(e).__name__}: {e})") from None
+  for part in attr.split("."):
+    if not hasattr(obj, part):
+      raise PluginError(f"config.{field}: module {module_name!r} has no attribute {attr!r}")
+    obj = getattr(obj, part)
+  if not callable(obj):
+    raise PluginError(f"config.{field}: {spec} is a {type(obj).__name__}, not a callable factory")
+  return obj
+
+
+def call(field: str, spec: str, factory: Callable, kwargs: dict) -> Any:
+  """Calls a factory, turning a signature mismatch or a raised error into a PluginError."""
+  try:
+    inspect.signature(factory).bind(**kwargs)
+  except TypeError as e:
+    raise PluginError(f"config.{field}: {spec} does not accept these arguments ({e})") from None
+  except ValueError:  # some builtins have no signature; let the call decide
+    pass
+  try:
+    return factory(**kwargs)
+  except PluginError:
+    raise
+  except Exception as e:
+    raise PluginError(f"config.{field}: {spec} raised {type(e).__name__}: {e}") from None
+
+
+def kwargs_of(section) -> dict:
+  kwargs = section.get("kwargs", None)
+  return {} if kwargs is None else dict(kwargs.to_dict() if hasattr(kwargs, "to_dict") else kwargs)
+
+
+@dataclasses.dataclass
+class Plugins:
+  """The three resolved plugins of a config, with the model built per shape on demand."""
+  model_spec: str
+  model_factory: Callable
+  model_kwargs: dict
+  dataset: Any
+  loss: Callable
+
+  def model(self, shape: dict | None = None, seed: int = 0) -> nnx.Module:
+    kwargs = {**self.model_kwargs, **(shape or {}), "rngs": nnx.Rngs(seed)}
+    model = call("model.factory", self.model_spec, self.model_factory, kwargs)
+    if not isinstance(model, nnx.Module):
+      raise PluginError(f"config.model.factory: {self.model_spec} returned a "
+                        f"{type(model).__name__}, expected a flax.nnx.Module")
+    return model
+
+  def abstract_model(self, shape: dict | None = None) -> nnx.Module:
+    """The model with `ShapeDtypeStruct`s for arrays: nothing allocated."""
+    return nnx.eval_shape(lambda: self.model(shape))
+
+
+def load(config) -> Plugins:
+  """Resolves the config's plugins and checks that they fit together."""
+  for field in ("model", "dataset", "loss"):
+    if field not in config or "factory" not in config[field]:
+      raise PluginError(f"config.{field}.factory: missing; expected 'package.module:attr'")
+  model_factory = resolve("model.factory", config.model.factory)
+  dataset_spec = config.dataset.factory
+  dataset = call("dataset.factory", dataset_spec, resolve("dataset.factory", dataset_spec),
+                 kwargs_of(config.dataset))
+  check_dataset(dataset, dataset_spec)
+  loss_spec = config.loss.factory
+  loss = call("loss.factory", loss_spec, resolve("loss.factory", loss_spec), kwargs_of(config.loss))
+  if not callable(loss):
+    raise PluginError(f"config.loss.factory: {loss_spec} returned a {type(loss).__name__}, "
+                      "expected a function loss(outputs, batch)")
+  return Plugins(config.model.factory, model_factory, kwargs_of(config.model), dataset, loss)
+
+
+def check_dataset(dataset, spec: str) -> None:
+  units = getattr(dataset, "units_per_record", None)
+  if not isinstance(units, (int, np.integer)) or units <= 0:
+    raise PluginError(f"config.dataset.factory: {spec} has no positive integer "
+                      f"`units_per_record` (what one record counts as in D), got {units!r}")
+  if not callable(getattr(dataset, "source", None)):
+    raise PluginError(f"config.dataset.factory: {spec} has no `source(split)` method")
+  for split in SPLITS:
+    try:
+      source = dataset.source(split)
+      length = len(source)
+      record = source[0] if length else None
+    except Exception as e:
+      raise PluginError(f"config.dataset.factory: {spec} has no usable {split!r} split "
+                        f"({type(e).__name__}: {e})") from None
+    if not length:
+      raise PluginError(f"config.dataset.factory: {spec}'s {split!r} split is empty")
+    if not isinstance(record, dict) or not all(isinstance(v, np.ndarray) for v in record.values()):
+      raise PluginError(f"config.dataset.factory: {spec}'s {split!r} records must be dicts of "
+                        f"numpy arrays, got {type(record).__name__}")
+
+
+def example_batch(dataset, batch_size: int) -> dict:
+  """Shapes and dtypes of a training batch, as `ShapeDtypeStruct`s."""
+  record = dataset.source("train")[0]
+  return {k: jax.ShapeDtypeStruct((batch_size,) + v.shape, v.dtype) for k, v in record.items()}
+
+
+def check_model_and_loss(plugins: Plugins, shape: dict | None, batch_size: int) -> None:
+  """Traces model and loss abstractly on a batch: output keys, loss scalar, metrics dict."""
+  model = plugins.abstract_model(shape)
+  graphdef, state = nnx.split(model)
+  batch = example_batch(plugins.dataset, batch_size)
+  try:
+    outputs = jax.eval_shape(lambda s, b: nnx.merge(graphdef, s)(b), state, batch)
+  except Exception as e:
+    raise PluginError(f"config.model.factory: {plugins.model_spec} failed on a batch with keys "
+                      f"{sorted(batch)} ({type(e).__name__}: {e})") from None
+  if not isinstance(outputs, dict):
+    raise PluginError(f"config.model.factory: the model returned a {type(outputs).__name__}, "
+                      "expected a dict of outputs such as {'logits': ...}")
+  try:
+    value, metrics = jax.eval_shape(plugins.loss, outputs, batch)
+  except KeyError as e:
+    raise PluginError(f"config.model.factory: model outputs {sorted(outputs)} lack the key "
+                      f"{e.args[0]!r} that config.loss needs") from None
+  except (TypeError, ValueError) as e:
+    raise PluginError(f"config.loss.factory: loss(outputs, batch) failed or did not return "
+                      f"(scalar, metrics dict) ({type(e).__name__}: {e})") from None
+  if getattr(value, "shape", None) != ():
+    raise PluginError(f"config.loss.factory: loss must return a scalar, got shape "
+                      f"{getattr(value, 'shape', type(value).__name__)}")
+  if not isinstance(metrics, dict):
+    raise PluginError(f"config.loss.factory: loss must return (scalar, dict of metrics), "
+                      f"got metrics of type {type(metrics).__name__}")

@@ -1,0 +1,46 @@
+"""Peak FLOP/s for MFU: measured with a large matmul on CPU, from a table on accelerators."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+# Dense peak FLOP/s per chip by compute dtype (vendor datasheets, no sparsity).
+PEAK_FLOPS = {
+    "H100": {"bfloat16": 989e12, "float32": 67e12},
+    "H200": {"bfloat16": 989e12, "float32": 67e12},
+    "A100": {"bfloat16": 312e12, "float32": 19.5e12},
+    "L4": {"bfloat16": 121e12, "float32": 30.3e12},
+    "TPU v4": {"bfloat16": 275e12, "float32": 275e12 / 4},
+    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12 / 4},
+    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12 / 4},
+}
+
+
+def measured_matmul_peak(mesh, dtype=jnp.float32, size: int = 1024, repeats: int = 5) -> float:
+  """FLOP/s of the whole mesh: the best of `repeats` runs of one square matmul per device,
+  all devices at once (forced CPU devices share one processor, so they are timed together)."""
+  sharding = NamedSharding(mesh, P(mesh.axis_names))
+  a = jax.device_put(jnp.ones((mesh.size, size, size), dtype), sharding)
+  matmul = jax.jit(lambda x: x @ x, out_shardings=sharding)
+  matmul(a).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2.0 * mesh.size * size**3 / best
+
+
+def peak_flops(mesh, compute_dtype: str, per_device_override: float = 0.0) -> tuple[float | None, str]:
+  """(peak FLOP/s of the whole mesh, where it came from); None when the device is unknown."""
+  if per_device_override:
+    return per_device_override * mesh.size, "config train.peak_flops"
+  device = mesh.devices.flat[0]
+  if device.platform == "cpu":
+    return measured_matmul_peak(mesh, jnp.dtype(compute_dtype)), "measured matmul"
+  for name, peaks in PEAK_FLOPS.items():
+    if name.lower() in device.device_kind.lower() and compute_dtype in peaks:
+      return peaks[compute_dtype] * mesh.size, f"table ({name}, {compute_dtype})"
+  return None, f"unknown device {device.device_kind!r}: set train.peak_flops for MFU"

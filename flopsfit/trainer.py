@@ -1,0 +1,228 @@
+"""Trains one model to an exact FLOP budget and writes its run directory.
+
+`train_run(config)` is what `python -m flopsfit.train` calls; a notebook can call it with a
+ConfigDict. It writes `runs/<id>/config.json`, `metrics.jsonl` and, last and atomically,
+`result.json` (documented field by field in WORKSPACE.md).
+"""
+
+import json
+import math
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from flopsfit import flops as flops_lib
+from flopsfit import mesh as mesh_lib
+from flopsfit import params as params_lib
+from flopsfit import plugins as plugins_lib
+from flopsfit import provenance as provenance_lib
+from flopsfit import run_ids
+from flopsfit import throughput
+from flopsfit import train_step
+from flopsfit import workdir as workdir_lib
+from flopsfit.data import pipeline
+
+
+class ConfigError(ValueError):
+  """The config cannot be run; the one-line message names the field."""
+
+
+def model_shape(config) -> dict:
+  """The shape fields of the model kwargs that a run id records (e.g. d_model, n_layers)."""
+  kwargs = config.model.kwargs
+  return {k: int(kwargs[k]) for k in config.model.get("shape_fields", ()) if k in kwargs}
+
+
+def run_id_of(config) -> str:
+  return config.get("run", "") or run_ids.format_run_id(
+      config.train.budget_flops, model_shape(config), config.seed)
+
+
+def check_config(config, mesh) -> None:
+  train, devices = config.train, mesh.size
+  if not train.budget_flops or train.budget_flops <= 0:
+    raise ConfigError(f"config.train.budget_flops: expected a positive FLOP budget, got {train.budget_flops}")
+  for field, value in (("train.batch_size", train.batch_size), ("eval.batch_size", config.eval.batch_size)):
+    if value <= 0 or value % devices:
+      raise ConfigError(f"config.{field}: {value} must be a positive multiple of the {devices} devices")
+  if train.steps_per_call < 1:
+    raise ConfigError(f"config.train.steps_per_call: expected >= 1, got {train.steps_per_call}")
+  if config.eval.tokens <= 0:
+    raise ConfigError(f"config.eval.tokens: expected a positive token count, got {config.eval.tokens}")
+
+
+def _global_batch(mesh, local: dict, leading: int) -> dict:
+  sharding = mesh_lib.batch_sharding(mesh, leading)
+  def put(x):
+    shape = list(x.shape)
+    shape[leading] *= jax.process_count()
+    return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
+  return {k: put(np.asarray(v)) for k, v in local.items()}
+
+
+def evaluate(compiled, state, mesh, batches: list[dict]) -> dict:
+  """Mean of the loss's metrics over the eval batches, weighted by `weight` when given."""
+  totals, total_weight = {}, 0.0
+  for batch in batches:
+    metrics = jax.device_get(compiled.eval(state, _global_batch(mesh, batch, 0)))
+    weight = float(metrics.get("weight", 1.0))
+    total_weight += weight
+    for k, v in metrics.items():
+      if k != "weight" and np.ndim(v) == 0:
+        totals[k] = totals.get(k, 0.0) + float(v) * weight
+  out = {k: v / total_weight for k, v in totals.items()} if total_weight else {}
+  if "loss" in out:
+    out["perplexity"] = math.exp(out["loss"]) if out["loss"] < 700 else float("inf")
+  return out
+
+
+def _write_config(run_dir: str, run_config: dict) -> None:
+  """Writes config.json, refusing to reuse a run directory made by a different config."""
+  path = os.path.join(run_dir, "config.json")
+  if os.path.exists(path):
+    existing = workdir_lib.read_json(path)
+    if existing != json.loads(json.dumps(run_config)):
+      raise ConfigError(f"{path}: this run id was trained with a different config; "
+                        "use a new workdir or remove that run directory")
+  workdir_lib.write_json_atomic(path, run_config)
+
+
+def train_run(config) -> dict:
+  """Trains the config's model for floor(budget / FLOPs per step) steps; returns the result."""
+  start_time = time.perf_counter()
+  plugins = plugins_lib.load(config)
+  mesh = mesh_lib.data_mesh()
+  check_config(config, mesh)
+  shape = model_shape(config)
+  plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
+  run_id = run_id_of(config)
+  run_dir = workdir_lib.run_dir(config.workdir, run_id)
+  result_path = os.path.join(run_dir, "result.json")
+  if os.path.exists(result_path):
+    logging.info("%s: result.json exists, nothing to do", run_id)
+    return workdir_lib.read_json(result_path)
+
+  dataset, batch_size = plugins.dataset, config.train.batch_size
+  abstract_model = plugins.abstract_model(shape)
+  param_counts = params_lib.count_params(abstract_model)
+  train_source = dataset.source("train")
+  example = {k: v[None] for k, v in train_source[0].items()}
+  compiled = train_step.compile_step(
+      lambda: plugins.model(shape, config.seed), plugins.loss, config.optim, mesh, example,
+      batch_size, config.train.steps_per_call, config.eval.batch_size)
+  total_steps = int(config.train.budget_flops // compiled.flops_per_step)
+  if total_steps < 1:
+    raise ConfigError(f"config.train.budget_flops: {config.train.budget_flops:.3g} is less than one "
+                      f"step ({compiled.flops_per_step:.3g} FLOPs)")
+  units_per_step = batch_size * dataset.units_per_record
+  eval_records = math.ceil(config.eval.tokens / dataset.units_per_record / config.eval.batch_size) \
+      * config.eval.batch_size
+  compute_dtype = str(config.model.kwargs.get("dtype", "float32"))
+  peak, peak_source = throughput.peak_flops(mesh, compute_dtype, config.train.get("peak_flops", 0.0))
+
+  run_config = {
+      "config": config.to_dict(),
+      "run_id": run_id, "shape": shape, "total_steps": total_steps,
+      "flops_per_step": compiled.flops_per_step, "tokens_per_step": units_per_step,
+      "eval_records": eval_records,
+  }
+  if jax.process_index() == 0:
+    os.makedirs(run_dir, exist_ok=True)
+    _write_config(run_dir, run_config)
+  logging.info("%s: N=%s (non-embedding %s), %d steps × %.4g FLOPs = %.4g of budget %.4g, "
+               "D=%d %s, compile %.1fs, peak %s FLOP/s (%s)", run_id, param_counts["total"],
+               param_counts["non_embedding"], total_steps, compiled.flops_per_step,
+               total_steps * compiled.flops_per_step, config.train.budget_flops,
+               total_steps * units_per_step, dataset.unit, compiled.compile_seconds,
+               f"{peak:.3g}" if peak else "unknown", peak_source)
+
+  state = compiled.init(np.int32(total_steps))
+  batches = pipeline.train_iterator(train_source, batch_size=batch_size, seed=config.seed,
+                                    process_index=jax.process_index(),
+                                    process_count=jax.process_count())
+  status, error, step, last_train = "completed", None, 0, {}
+  pending, log_every = [], max(1, config.train.log_every)
+  window_start, window_steps, next_log = time.perf_counter(), 0, log_every
+  metrics_path = os.path.join(run_dir, "metrics.jsonl")
+  writer = jax.process_index() == 0
+  with open(metrics_path if writer else os.devnull, "w") as metrics_file:
+    while step < total_steps:
+      k = compiled.steps_per_call if total_steps - step >= compiled.steps_per_call else 1
+      local = [next(batches) for _ in range(k)]
+      if k > 1:
+        stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
+        state, metrics = compiled.multi(state, _global_batch(mesh, stacked, 1))
+      else:
+        state, metrics = compiled.single(state, _global_batch(mesh, local[0], 0))
+        metrics = jax.tree.map(lambda x: x[None], metrics)
+      pending.append(metrics)
+      step += k
+      window_steps += k
+      if step >= next_log or step == total_steps:
+        host = jax.device_get(pending)
+        pending = []
+        window = {key: np.concatenate([np.asarray(m[key]).reshape(-1) for m in host])
+                  for key in host[0]}
+        elapsed = time.perf_counter() - window_start
+        flops_per_s = window_steps * compiled.flops_per_step / elapsed
+        last_train = {key: float(v.mean()) for key, v in window.items() if key != "weight"}
+        line = {"step": step, "tokens": step * units_per_step,
+                "flops": step * compiled.flops_per_step, **last_train,
+                "last_loss": float(window["loss"][-1]),
+                "tokens_per_s": window_steps * units_per_step / elapsed,
+                "flops_per_s": flops_per_s, "mfu": flops_per_s / peak if peak else None,
+                "elapsed_s": time.perf_counter() - start_time}
+        metrics_file.write(json.dumps(line) + "\n")
+        metrics_file.flush()
+        logging.info("%s step %d/%d loss %.4f | %.3g tok/s %.3g FLOP/s MFU %s | %.0fs left",
+                     run_id, step, total_steps, last_train["loss"], line["tokens_per_s"],
+                     flops_per_s, f"{line['mfu']:.1%}" if peak else "n/a",
+                     (total_steps - step) * elapsed / window_steps)
+        if not np.all(np.isfinite(window["loss"])):
+          status, error = "diverged", f"non-finite training loss by step {step}"
+          break
+        window_start, window_steps = time.perf_counter(), 0
+        next_log = (step // log_every + 1) * log_every
+
+  final_eval = {}
+  if status == "completed":
+    eval_source = dataset.source("eval")
+    final_eval = evaluate(compiled, state, mesh, pipeline.eval_batches(
+        eval_source, num_records=eval_records, batch_size=config.eval.batch_size,
+        process_index=jax.process_index(), process_count=jax.process_count()))
+    if not math.isfinite(final_eval.get("loss", float("nan"))):
+      status, error = "diverged", "non-finite eval loss"
+    logging.info("%s: final eval loss %.4f over %d %s", run_id, final_eval.get("loss", float("nan")),
+                 eval_records * dataset.units_per_record, dataset.unit)
+
+  tokens = step * units_per_step
+  attention = getattr(abstract_model, "attention_flops_per_token", None)
+  attention_per_token = attention(dataset.units_per_record) if callable(attention) else 0.0
+  wall = time.perf_counter() - start_time
+  result = {
+      "run_id": run_id, "status": status, "error": error, "seed": config.seed,
+      "budget_flops": float(config.train.budget_flops), "shape": shape,
+      "steps": step, "planned_steps": total_steps, "batch_size": batch_size,
+      "tokens": tokens, "unit": dataset.unit, "tokens_per_step": units_per_step,
+      "params": param_counts,
+      "flops_per_step": compiled.flops_per_step,
+      "flops_per_step_per_device": compiled.flops_per_step_per_device,
+      "flops": {"xla": step * compiled.flops_per_step,
+                **flops_lib.analytic_flops(param_counts, tokens, attention_per_token)},
+      "final_eval_loss": final_eval.get("loss"), "final_eval_metrics": final_eval,
+      "eval_tokens": eval_records * dataset.units_per_record,
+      "final_train_loss": last_train.get("loss"),
+      "loss_floor": getattr(dataset, "loss_floor", None),
+      "wall_seconds": wall, "compile_seconds": compiled.compile_seconds,
+      "tokens_per_second": tokens / wall, "peak_flops": peak, "peak_flops_source": peak_source,
+      "mfu": (step * compiled.flops_per_step / wall / peak) if peak else None,
+      "plugins": {f: {"factory": config[f].factory, "kwargs": plugins_lib.kwargs_of(config[f])}
+                  for f in ("model", "dataset", "loss")},
+      "provenance": provenance_lib.provenance(mesh),
+  }
+  if writer:
+    workdir_lib.write_json_atomic(result_path, result)
+  return result
