@@ -1,0 +1,71 @@
+"""Compute-optimal N, D, D/N and loss at chosen budgets, per approach, with bootstrap intervals:
+the predictions table and the frontier bands (the same numbers on a dense grid of C)."""
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from flopsfit.analysis import bootstrap, frontier
+from flopsfit.analysis.results import RunTable
+
+Curves = dict[str, tuple[np.ndarray, Optional[np.ndarray]]]  # name -> (value [M], samples [B, M])
+
+
+def curves(approach: str, fit: Any, boot: Optional[dict[str, np.ndarray]], C_M: np.ndarray,
+           flops: frontier.FlopModel) -> Curves:
+  """N_opt, D_opt, D_per_N (and loss, for Approach 3) of one approach at budgets C_M."""
+  log_c = np.log(C_M)
+  out: Curves = {}
+  if approach == "approach3":
+    point = frontier.optimum(fit.theta[None], C_M, flops)
+    samples = frontier.optimum(boot["theta"], C_M, flops) if boot else None
+    for name in ("N_opt", "D_opt", "loss"):
+      out[name] = (point[name][0], None if samples is None else samples[name])
+  else:
+    for name in ("N", "D"):
+      law = fit[f"{name}_opt"]
+      value = law["coefficient"] * np.exp(law["exponent"] * log_c)
+      samples = None
+      if boot:
+        samples = np.exp(boot[f"{name}_log_k"][:, None] + boot[f"{name}_exponent"][:, None] * log_c)
+      out[f"{name}_opt"] = (value, samples)
+  n, d = out["N_opt"], out["D_opt"]
+  out["D_per_N"] = (d[0] / n[0], None if n[1] is None else d[1] / n[1])
+  return out
+
+
+def default_budgets(table: RunTable) -> np.ndarray:
+  """The swept budgets (mean C of each) and one decade beyond the largest."""
+  swept = table.group_mean_C()
+  return np.append(swept, swept.max() * 10.0)
+
+
+def table_rows(budgets: Sequence[float], all_curves: dict[str, Curves], table: RunTable,
+               level: float) -> list[dict[str, Any]]:
+  """Predictions table: one row per budget; `extrapolation` when outside the runs' C range."""
+  c_min, c_max = float(table.C.min()), float(table.C.max())
+  rows = []
+  for m, c in enumerate(budgets):
+    row = {"C": float(c), "extrapolation": bool(c > c_max * (1 + 1e-9) or c < c_min * (1 - 1e-9))}
+    for approach, curve in all_curves.items():
+      row[approach] = {
+          name: bootstrap.interval(None if samples is None else samples[:, m], value[m], level)
+          for name, (value, samples) in curve.items()}
+    rows.append(row)
+  return rows
+
+
+def frontier_bands(C_M: np.ndarray, all_curves: dict[str, Curves], level: float
+                   ) -> dict[str, Any]:
+  """{"C": [...], approach: {quantity: {"value", "lo", "hi"} lists}} for plotting."""
+  out: dict[str, Any] = {"C": [float(c) for c in C_M]}
+  for approach, curve in all_curves.items():
+    out[approach] = {name: bootstrap.bands(samples, value, level)
+                     for name, (value, samples) in curve.items()}
+  return out
+
+
+def grid_of_C(table: RunTable, points: int) -> np.ndarray:
+  """Log-spaced C from the smallest run's C to a decade beyond the largest."""
+  return np.logspace(np.log10(table.C.min()), np.log10(table.C.max()) + 1.0, points)
+

@@ -1,0 +1,232 @@
+"""Runs to fit, as one table: loaded from a workdir's result.json files or from a CSV."""
+
+import csv
+import dataclasses
+import math
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from flopsfit import workdir as workdir_lib
+from flopsfit.analysis.errors import InputError
+from flopsfit.analysis.options import AnalysisOptions
+
+# Relative tolerance within which C = 6·N·D counts as exact (closed-form frontier).
+_SIX_ND_RTOL = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTable:
+  """Usable runs (one row each), grouped into IsoFLOP budgets, plus what was left out."""
+  run_id: np.ndarray  # [R] str
+  N: np.ndarray  # [R] parameters, in the chosen convention
+  D: np.ndarray  # [R] tokens (or examples) trained on
+  C: np.ndarray  # [R] compute spent, in the chosen convention
+  loss: np.ndarray  # [R] final loss
+  group: np.ndarray  # [R] int index into `budgets`
+  budgets: np.ndarray  # [G] nominal budget of each group, ascending
+  excluded: list[dict[str, str]]  # {"run_id", "reason"} for every run left out
+  conventions: dict[str, str]  # "flops", "params", "data": what C, N, D are
+  source: dict[str, Any]  # "kind" (workdir | csv), "path", counts
+
+  @property
+  def size(self) -> int:
+    return int(self.loss.size)
+
+  @property
+  def num_groups(self) -> int:
+    return int(self.budgets.size)
+
+  def group_mean_C(self) -> np.ndarray:
+    """[G] mean C of each group's runs: the C that per-budget optima are regressed on."""
+    sums = np.bincount(self.group, weights=self.C, minlength=self.num_groups)
+    counts = np.bincount(self.group, minlength=self.num_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      return sums / counts
+
+  def is_six_nd(self) -> bool:
+    """True when every run has C = 6·N·D exactly, so the frontier has a closed form."""
+    return bool(self.size) and bool(
+        np.all(np.abs(self.C / (6.0 * self.N * self.D) - 1.0) <= _SIX_ND_RTOL))
+
+  def subset(self, mask: np.ndarray) -> "RunTable":
+    """The runs where `mask`; groups renumbered, empty groups dropped."""
+    kept_groups, group = np.unique(self.group[mask], return_inverse=True)
+    return dataclasses.replace(
+        self, run_id=self.run_id[mask], N=self.N[mask], D=self.D[mask], C=self.C[mask],
+        loss=self.loss[mask], group=group.astype(np.int64), budgets=self.budgets[kept_groups])
+
+
+def _build(rows: list[dict[str, Any]], budgets_given: bool, options: AnalysisOptions,
+           excluded: list[dict[str, str]], conventions: dict[str, str],
+           source: dict[str, Any]) -> RunTable:
+  """Applies the max_loss filter, groups rows into budgets, and returns the table."""
+  kept = []
+  for row in rows:
+    if options.max_loss is not None and row["loss"] >= options.max_loss:
+      excluded.append({"run_id": row["run_id"],
+                       "reason": f"loss {row['loss']:.6g} >= max_loss {options.max_loss:g}"})
+    else:
+      kept.append(row)
+  rows = kept
+  if budgets_given:
+    keys = np.array([r["budget"] for r in rows], dtype=np.float64)
+  else:
+    keys = _cluster_budgets(np.array([r["C"] for r in rows], dtype=np.float64),
+                            options.budget_rtol)
+  budgets, group = np.unique(keys, return_inverse=True)
+  source = dict(source, runs_used=len(rows), runs_excluded=len(excluded),
+                budgets_given=budgets_given,
+                budgets_from=source.pop("budgets_from") if budgets_given else
+                f"C clustered within a factor 1 + {options.budget_rtol:g}")
+  return RunTable(
+      run_id=np.array([r["run_id"] for r in rows], dtype=object),
+      N=np.array([r["N"] for r in rows], dtype=np.float64),
+      D=np.array([r["D"] for r in rows], dtype=np.float64),
+      C=np.array([r["C"] for r in rows], dtype=np.float64),
+      loss=np.array([r["loss"] for r in rows], dtype=np.float64),
+      group=group.astype(np.int64).reshape(-1), budgets=budgets, excluded=excluded,
+      conventions=conventions, source=source)
+
+
+def _cluster_budgets(C: np.ndarray, rtol: float) -> np.ndarray:
+  """Budget of each run when none is given: runs sorted by C join a group while their C is
+  within a factor (1 + rtol) of the group's smallest C; a group's budget is its mean C."""
+  budgets = np.empty_like(C)
+  order = np.argsort(C)
+  start = 0
+  while start < order.size:
+    stop = start
+    while stop < order.size and C[order[stop]] <= C[order[start]] * (1.0 + rtol):
+      stop += 1
+    members = order[start:stop]
+    budgets[members] = C[members].mean()
+    start = stop
+  return budgets
+
+
+def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
+  """Reads every `runs/*/result.json` of `workdir`; unusable runs are listed in `excluded`."""
+  runs_path = workdir_lib.runs_dir(workdir)
+  if not os.path.isdir(runs_path):
+    raise InputError(f"{runs_path}: no runs directory (is config.workdir right, and has "
+                     f"train run?)")
+  run_ids = sorted(d for d in os.listdir(runs_path) if os.path.isdir(os.path.join(runs_path, d)))
+  if not run_ids:
+    raise InputError(f"{runs_path}: no runs to analyze")
+  rows, excluded = [], []
+  for run_id in run_ids:
+    path = os.path.join(runs_path, run_id, "result.json")
+    if not os.path.exists(path):
+      excluded.append({"run_id": run_id, "reason": "incomplete: no result.json"})
+      continue
+    try:
+      row = _row_from_result(workdir_lib.read_json(path), options)
+    except ValueError as e:  # json.JSONDecodeError is a ValueError.
+      excluded.append({"run_id": run_id, "reason": f"unreadable result.json: {e}"})
+      continue
+    if isinstance(row, str):
+      excluded.append({"run_id": run_id, "reason": row})
+      continue
+    row["run_id"] = str(row["run_id"] or run_id)
+    rows.append(row)
+  conventions = {"flops": options.flops_convention, "params": options.params_convention,
+                 "data": "tokens"}
+  source = {"kind": "workdir", "path": os.path.abspath(workdir), "runs_found": len(run_ids),
+            "budgets_from": "result.json budget_flops"}
+  return _build(rows, True, options, excluded, conventions, source)
+
+
+def _row_from_result(result: Any, options: AnalysisOptions) -> dict[str, Any] | str:
+  """One usable row from a result.json, or the reason it is not usable."""
+  if not isinstance(result, dict):
+    return "result.json is not a JSON object"
+  status = result.get("status")
+  if status != "completed":
+    error = result.get("error")
+    return f"status {status!r}" + (f": {error}" if error else "")
+  try:
+    loss = result["final_eval_loss"]
+    N = result["params"][options.params_convention]
+    C = result["flops"][options.flops_convention]
+    D = result["tokens"]
+    budget = result["budget_flops"]
+  except (KeyError, TypeError) as e:
+    return f"result.json lacks field {e}"
+  values = {"loss": loss, "N": N, "C": C, "D": D, "budget": budget}
+  for name, value in values.items():
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
+        value):
+      what = "final_eval_loss" if name == "loss" else name
+      return f"{what} is {value!r}, not a finite number"
+    if name != "loss" and value <= 0:
+      return f"{name} is {value!r}, not positive"
+  values = {k: float(v) for k, v in values.items()}
+  values["run_id"] = result.get("run_id")
+  return values
+
+
+def load_csv(path: str, options: AnalysisOptions, *, n_column: str = "N",
+             loss_column: str = "loss", d_column: Optional[str] = None,
+             c_column: Optional[str] = None, budget_column: Optional[str] = None,
+             run_id_column: Optional[str] = None) -> RunTable:
+  """Reads a table of runs. D or C may be absent (then C = 6·N·D fills it in); without a
+  budget column, runs are grouped into budgets by C (see `_cluster_budgets`)."""
+  if not os.path.isfile(path):
+    raise InputError(f"{path}: no such file (--results)")
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames or []
+    records = list(reader)
+  d_column = d_column if d_column is not None else ("D" if "D" in header else None)
+  c_column = c_column if c_column is not None else ("C" if "C" in header else None)
+  named = {"--n_column": n_column, "--loss_column": loss_column, "--d_column": d_column,
+           "--c_column": c_column, "--budget_column": budget_column,
+           "--run_id_column": run_id_column}
+  for flag, column in named.items():
+    if column is not None and column not in header:
+      raise InputError(f"{path}: no column {column!r} ({flag}); columns are {header}")
+  if d_column is None and c_column is None:
+    raise InputError(f"{path}: needs a D or a C column (--d_column or --c_column); columns "
+                     f"are {header}")
+
+  def number(record: dict[str, str], column: str, line: int) -> float:
+    text = (record.get(column) or "").strip()
+    if text == "" or text.lower() == "nan":
+      return math.nan
+    try:
+      return float(text)
+    except ValueError:
+      raise InputError(f"{path}:{line}: column {column!r} has {text!r}, not a number") from None
+
+  rows, excluded = [], []
+  for i, record in enumerate(records):
+    line = i + 2  # The header is line 1.
+    run_id = record[run_id_column].strip() if run_id_column else f"row{line}"
+    N = number(record, n_column, line)
+    loss = number(record, loss_column, line)
+    D = number(record, d_column, line) if d_column else math.nan
+    C = number(record, c_column, line) if c_column else math.nan
+    if not d_column:
+      D = C / (6.0 * N)
+    if not c_column:
+      C = 6.0 * N * D
+    budget = number(record, budget_column, line) if budget_column else C
+    values = {"N": N, "D": D, "C": C, "loss": loss, "budget": budget}
+    bad = [k for k, v in values.items() if not (math.isfinite(v) and (k == "loss" or v > 0))]
+    if bad:
+      excluded.append({"run_id": run_id, "reason": f"missing or non-positive {', '.join(bad)}"})
+      continue
+    rows.append(dict(values, run_id=run_id))
+  if not rows and not excluded:
+    raise InputError(f"{path}: no rows")
+  conventions = {
+      "flops": f"csv column {c_column!r}" if c_column else
+               f"6*N*D from csv columns {n_column!r} and {d_column!r}",
+      "params": f"csv column {n_column!r}",
+      "data": f"csv column {d_column!r}" if d_column else f"C/(6*N) from csv column {c_column!r}",
+  }
+  source = {"kind": "csv", "path": os.path.abspath(path), "runs_found": len(records),
+            "budgets_from": f"csv column {budget_column!r}"}
+  return _build(rows, budget_column is not None, options, excluded, conventions, source)
