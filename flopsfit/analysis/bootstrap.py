@@ -10,6 +10,7 @@ Intervals are central quantiles over the resamples whose fit succeeded; "failed"
 (e.g. a resample in which fewer than 2 Approach 2 budgets have an interior minimum).
 """
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -63,8 +64,8 @@ def bands(samples_BxM: Optional[np.ndarray], values_M: np.ndarray, level: float
   """{"value", "lo", "hi"} lists over a grid (e.g. of C), from [B, M] samples."""
   out = {"value": [_float(v) for v in values_M], "lo": None, "hi": None}
   if samples_BxM is not None and samples_BxM.shape[0] >= 2:
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-      sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", RuntimeWarning)  # All-NaN columns give NaN: fine.
       lo, hi = np.nanquantile(samples_BxM, [(1 - level) / 2, (1 + level) / 2], axis=0)
     out["lo"], out["hi"] = [_float(v) for v in lo], [_float(v) for v in hi]
   return out
