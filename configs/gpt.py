@@ -43,6 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.workdir = "workdirs/gpt"
   config.seed = 0
   config.run = ""  # run id; empty: derived from budget, shape and seed
+  config.compilation_cache_dir = ""  # empty: <workdir>/jax_cache
   seq_len = ml_collections.FieldReference(64)
   vocab_size = ml_collections.FieldReference(64)
   config.seq_len = seq_len
@@ -70,6 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.batch_size = 32
   config.train.steps_per_call = 10  # optimizer steps per jitted call (a lax.scan)
   config.train.log_every = 100
+  config.train.devices = 0  # devices per process in the data mesh; 0: all
   config.train.peak_flops = 0.0  # per device; 0: measured on CPU, device table on GPU/TPU
 
   config.optim = ml_collections.ConfigDict()

@@ -20,12 +20,12 @@ def count_params(model: nnx.Module) -> dict:
     is then a matmul with the table). A model may define `matmul_active_params()` instead.
   """
   total = _size(nnx.state(model, nnx.Param))
-  embedding = sum(_size(nnx.state(m, nnx.Param)) for _, m in model.iter_modules()
+  embedding = sum(_size(nnx.state(m, nnx.Param)) for _, m in nnx.iter_modules(model)
                   if isinstance(m, nnx.Embed))
   if hasattr(model, "matmul_active_params"):
     matmul = int(model.matmul_active_params())
   else:
-    embed_ids = {id(x) for _, m in model.iter_modules() if isinstance(m, nnx.Embed)
+    embed_ids = {id(x) for _, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)
                  for x in jax.tree.leaves(nnx.state(m, nnx.Param))}
     matmul = sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param))
                  if len(x.shape) >= 2 and id(x) not in embed_ids)

@@ -39,12 +39,15 @@ def resolve(field: str, spec: Any) -> Callable:
   return obj
 
 
-def call(field: str, spec: str, factory: Callable, kwargs: dict) -> Any:
-  """Calls a factory, turning a signature mismatch or a raised error into a PluginError."""
-  try:
-    inspect.signature(factory).bind(**kwargs)
+def call(section: str, spec: str, factory: Callable, kwargs: dict) -> Any:
+  """Calls the factory of config.<section>, turning a signature mismatch or a raised error
+  into a PluginError."""
+  is_class = isinstance(factory, type)
+  try:  # a class's own __init__: metaclasses (nnx.Module's) hide the real signature
+    signature = inspect.signature(factory.__init__ if is_class else factory)
+    signature.bind(*((None,) if is_class else ()), **kwargs)
   except TypeError as e:
-    raise PluginError(f"config.{field}: {spec} does not accept these arguments ({e})") from None
+    raise PluginError(f"config.{section}.kwargs: {spec} does not accept {sorted(kwargs)} ({e})") from None
   except ValueError:  # some builtins have no signature; let the call decide
     pass
   try:
@@ -52,7 +55,7 @@ def call(field: str, spec: str, factory: Callable, kwargs: dict) -> Any:
   except PluginError:
     raise
   except Exception as e:
-    raise PluginError(f"config.{field}: {spec} raised {type(e).__name__}: {e}") from None
+    raise PluginError(f"config.{section}.factory: {spec} raised {type(e).__name__}: {e}") from None
 
 
 def kwargs_of(section) -> dict:
@@ -71,7 +74,7 @@ class Plugins:
 
   def model(self, shape: dict | None = None, seed: int = 0) -> nnx.Module:
     kwargs = {**self.model_kwargs, **(shape or {}), "rngs": nnx.Rngs(seed)}
-    model = call("model.factory", self.model_spec, self.model_factory, kwargs)
+    model = call("model", self.model_spec, self.model_factory, kwargs)
     if not isinstance(model, nnx.Module):
       raise PluginError(f"config.model.factory: {self.model_spec} returned a "
                         f"{type(model).__name__}, expected a flax.nnx.Module")
@@ -89,11 +92,11 @@ def load(config) -> Plugins:
       raise PluginError(f"config.{field}.factory: missing; expected 'package.module:attr'")
   model_factory = resolve("model.factory", config.model.factory)
   dataset_spec = config.dataset.factory
-  dataset = call("dataset.factory", dataset_spec, resolve("dataset.factory", dataset_spec),
+  dataset = call("dataset", dataset_spec, resolve("dataset.factory", dataset_spec),
                  kwargs_of(config.dataset))
   check_dataset(dataset, dataset_spec)
   loss_spec = config.loss.factory
-  loss = call("loss.factory", loss_spec, resolve("loss.factory", loss_spec), kwargs_of(config.loss))
+  loss = call("loss", loss_spec, resolve("loss.factory", loss_spec), kwargs_of(config.loss))
   if not callable(loss):
     raise PluginError(f"config.loss.factory: {loss_spec} returned a {type(loss).__name__}, "
                       "expected a function loss(outputs, batch)")

@@ -25,23 +25,31 @@ def init_fn(build_model: Callable[[], nnx.Module], tx: optax.GradientTransformat
   return init
 
 
+def loss_and_grads(graphdef, loss_fn):
+  """`f(params, model_state, batch) -> ((loss, (metrics, new model_state)), grads)`."""
+
+  def loss_of(params, model_state, batch):
+    model = nnx.merge(graphdef, params, model_state)
+    loss, metrics = loss_fn(model(batch), batch)
+    return loss, (metrics, nnx.state(model, nnx.Not(nnx.Param)))
+
+  return jax.value_and_grad(loss_of, has_aux=True)
+
+
 def make_step(graphdef, loss_fn, optim):
   """One AdamW step: `step(state, batch) -> (state, metrics)`; lr from (step, total_steps)."""
   tx = optim_lib.adamw_direction(optim)
 
-  def step(state, batch):
-    def loss_of(params):
-      model = nnx.merge(graphdef, params, state["model_state"])
-      loss, metrics = loss_fn(model(batch), batch)
-      return loss, (metrics, nnx.state(model, nnx.Not(nnx.Param)))
+  grad_fn = loss_and_grads(graphdef, loss_fn)
 
-    (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
+  def step(state, batch):
+    (loss, (metrics, model_state)), grads = grad_fn(state["params"], state["model_state"], batch)
     direction, opt_state = tx.update(grads, state["opt_state"], state["params"])
     lr = optim_lib.learning_rate(optim, state["step"], state["total_steps"])
     params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), state["params"], direction)
     new_state = {**state, "step": state["step"] + 1, "params": params,
                  "model_state": model_state, "opt_state": opt_state}
-    return new_state, {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+    return new_state, {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
                        "learning_rate": lr}
 
   return step
@@ -69,7 +77,7 @@ class CompiledStep:
   multi: Any | None         # (state, K stacked batches) -> (state, metrics of each step)
   eval: Any                 # (state, batch) -> metrics
   steps_per_call: int
-  flops_per_step: float     # global: XLA's per-device count × devices
+  flops_per_step: float     # global: the step compiled for one device (see step_flops)
   flops_per_step_per_device: float
   state_shapes: Any
   compile_seconds: float
@@ -80,6 +88,35 @@ def batch_shapes(example: dict, batch_size: int, leading: tuple = ()) -> dict:
           for k, v in example.items()}
 
 
+def _compile_single(step, state_shapes, batch, mesh):
+  replicated = mesh_lib.replicated(mesh)
+  state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
+  return jax.jit(step, in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
+                 out_shardings=(state_sharding, replicated), donate_argnums=0
+                 ).lower(state_shapes, batch).compile()
+
+
+def _flops(compiled) -> float:
+  flops = flops_lib.cost_analysis_flops(compiled)
+  if flops is None:
+    raise RuntimeError("XLA gave no FLOP count for the train step on this backend")
+  return flops
+
+
+def step_flops(build_model, loss_fn, optim, example_batch: dict, batch_size: int) -> float:
+  """Global FLOPs of one train step: XLA's count of the step compiled for one device.
+
+  That is the logical computation, each operation counted once. (A data-parallel executable
+  also repeats the replicated optimizer update on every device; that is hardware work, not
+  model FLOPs, so per-device counts × devices would overstate C.) Nothing is allocated.
+  """
+  graphdef = nnx.graphdef(nnx.eval_shape(build_model))
+  state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
+  one_device = mesh_lib.data_mesh(jax.local_devices()[:1])
+  return _flops(_compile_single(make_step(graphdef, loss_fn, optim), state_shapes,
+                                batch_shapes(example_batch, batch_size), one_device))
+
+
 def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_size: int,
                  steps_per_call: int = 1, eval_batch_size: int | None = None) -> CompiledStep:
   """Compiles the step for abstract inputs (nothing allocated) and counts its FLOPs.
@@ -87,7 +124,6 @@ def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_s
   `example_batch` maps keys to arrays or ShapeDtypeStructs with a leading batch axis.
   Parameters are replicated; batches are split over the mesh's `data` axis.
   """
-
   start = time.perf_counter()
   graphdef = nnx.graphdef(nnx.eval_shape(build_model))
   init = init_fn(build_model, optim_lib.adamw_direction(optim))
@@ -95,14 +131,10 @@ def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_s
   replicated = mesh_lib.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
   step = make_step(graphdef, loss_fn, optim)
-  batch_sharding = mesh_lib.batch_sharding(mesh)
-  one = batch_shapes(example_batch, batch_size)
-  single = jax.jit(step, in_shardings=(state_sharding, batch_sharding),
-                   out_shardings=(state_sharding, replicated), donate_argnums=0
-                   ).lower(state_shapes, one).compile()
-  per_device = flops_lib.cost_analysis_flops(single)
-  if per_device is None:
-    raise RuntimeError("XLA gave no FLOP count for the train step on this backend")
+  single = _compile_single(step, state_shapes, batch_shapes(example_batch, batch_size), mesh)
+  per_device = _flops(single)
+  global_flops = per_device if mesh.size == 1 else step_flops(
+      build_model, loss_fn, optim, example_batch, batch_size)
   multi = None
   if steps_per_call > 1:
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
@@ -111,11 +143,14 @@ def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_s
                     ).lower(state_shapes, stacked).compile()
   eval_one = batch_shapes(example_batch, eval_batch_size or batch_size)
   eval_step = jax.jit(make_eval_step(graphdef, loss_fn),
-                      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated
-                      ).lower(state_shapes, eval_one).compile()
-  init_compiled = jax.jit(init, out_shardings=state_sharding).lower(
-      jax.ShapeDtypeStruct((), jnp.int32)).compile()
-  return CompiledStep(init=init_compiled, single=single, multi=multi, eval=eval_step,
-                      steps_per_call=steps_per_call, flops_per_step=per_device * mesh.size,
+                      in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
+                      out_shardings=replicated).lower(state_shapes, eval_one).compile()
+
+  def init_on_mesh(total_steps: int):
+    # Eager: random initialisers compile slowly and run once; the state is then replicated.
+    return jax.device_put(init(total_steps), state_sharding)
+
+  return CompiledStep(init=init_on_mesh, single=single, multi=multi, eval=eval_step,
+                      steps_per_call=steps_per_call, flops_per_step=global_flops,
                       flops_per_step_per_device=per_device, state_shapes=state_shapes,
                       compile_seconds=time.perf_counter() - start)

@@ -90,11 +90,29 @@ def _write_config(run_dir: str, run_config: dict) -> None:
   workdir_lib.write_json_atomic(path, run_config)
 
 
+def enable_compilation_cache(config) -> None:
+  """JAX's persistent compilation cache, so a re-run or resumed run does not compile again.
+
+  In `config.compilation_cache_dir`, or `<workdir>/jax_cache`; the first directory set in a
+  process stays in force (JAX initialises its cache once).
+  """
+  if jax.config.jax_compilation_cache_dir:
+    return
+  path = config.get("compilation_cache_dir", "") or os.path.join(config.workdir, "jax_cache")
+  jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def train_run(config) -> dict:
   """Trains the config's model for floor(budget / FLOPs per step) steps; returns the result."""
   start_time = time.perf_counter()
+  enable_compilation_cache(config)
   plugins = plugins_lib.load(config)
-  mesh = mesh_lib.data_mesh()
+  num_devices = config.train.get("devices", 0)
+  if not 0 <= num_devices <= jax.local_device_count():
+    raise ConfigError(f"config.train.devices: {num_devices} requested; expected 0 (all) to "
+                      f"{jax.local_device_count()} local devices")
+  mesh = mesh_lib.data_mesh(num_devices=num_devices)
   check_config(config, mesh)
   shape = model_shape(config)
   plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)

@@ -123,9 +123,14 @@ class GPTShapeRule:
   head_dim: int = 16
 
   def shape_for(self, target_params: float) -> dict:
-    # 12·d²·L with L = d / aspect  ->  d = (target · aspect / 12)^(1/3)
-    d = (target_params * self.aspect_ratio / 12.0) ** (1.0 / 3.0)
-    d_model = max(self.head_dim, self.head_dim * round(d / self.head_dim))
-    n_layers = max(1, round(d_model / self.aspect_ratio))
-    return {"d_model": int(d_model), "n_layers": int(n_layers)}
-
+    """The (d_model, n_layers) whose 12·d²·L is nearest `target_params` in log space."""
+    best, k = None, 1
+    while True:
+      d_model = self.head_dim * k
+      n_layers = max(1, round(d_model / self.aspect_ratio))
+      error = abs(math.log(12.0 * d_model**2 * n_layers / target_params))
+      if best is not None and error > best[0] and 12.0 * d_model**2 * n_layers > target_params:
+        return best[1]
+      if best is None or error < best[0]:
+        best = (error, {"d_model": d_model, "n_layers": n_layers})
+      k += 1

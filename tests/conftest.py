@@ -1,0 +1,37 @@
+"""Tests run on 8 forced CPU devices so that sharded code is exercised without accelerators."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+
+import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+
+# One compilation cache for the whole session: tests that compile the same step share it.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flopsfit-jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
+@pytest.fixture
+def gpt_config(tmp_path):
+  """configs/gpt.py shrunk to a run of a few seconds on 2 devices, in a temporary workdir."""
+  import importlib.util
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "gpt.py")
+  spec = importlib.util.spec_from_file_location("gpt_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("size=tiny")
+  config.workdir = str(tmp_path / "workdir")
+  config.seq_len = 32
+  config.train.budget_flops = 2e9
+  config.train.batch_size = 16
+  config.train.devices = 2
+  config.train.log_every = 10
+  config.eval.tokens = 4096
+  config.eval.batch_size = 32
+  config.optim.learning_rate = 1e-2
+  config.train.steps_per_call = 5
+  return config

@@ -1,0 +1,69 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from flopsfit.models.gpt import GPT, GPTShapeRule
+from flopsfit.params import count_params
+
+
+def _tokens(seed=0, shape=(2, 16)):
+  return jax.random.randint(jax.random.key(seed), shape, 0, 64)
+
+
+@pytest.mark.parametrize("mlp", ["swiglu", "gelu"])
+def test_outputs_are_causal(mlp):
+  model = GPT(vocab_size=64, d_model=32, n_layers=2, mlp=mlp, rngs=nnx.Rngs(0))
+  tokens = _tokens()
+  changed = tokens.at[:, 10:].set((tokens[:, 10:] + 1) % 64)
+  a, b = model({"tokens": tokens})["logits"], model({"tokens": changed})["logits"]
+  assert a.shape == (2, 16, 64)
+  np.testing.assert_allclose(a[:, :10], b[:, :10], atol=1e-5)
+  assert not np.allclose(a[:, 10:], b[:, 10:])
+
+
+@pytest.mark.parametrize("tied, mlp", [(True, "swiglu"), (False, "swiglu"), (True, "gelu")])
+def test_parameter_counts_are_exact(tied, mlp):
+  d, layers, vocab = 48, 3, 64
+  model = nnx.eval_shape(lambda: GPT(vocab_size=vocab, d_model=d, n_layers=layers, mlp=mlp,
+                                     tied_embeddings=tied, rngs=nnx.Rngs(0)))
+  hidden = 128 if mlp == "swiglu" else 4 * d  # 8/3·48 = 128
+  mlp_params = 3 * d * hidden if mlp == "swiglu" else 2 * d * hidden
+  blocks = layers * (4 * d * d + mlp_params + 2 * d)
+  embedding = vocab * d
+  head = 0 if tied else d * vocab
+  counts = count_params(model)
+  assert counts == {"total": embedding + blocks + d + head, "embedding": embedding,
+                    "non_embedding": blocks + d + head,
+                    "matmul_active": layers * (4 * d * d + mlp_params) + d * vocab}
+  real = GPT(vocab_size=vocab, d_model=d, n_layers=layers, mlp=mlp, tied_embeddings=tied,
+             rngs=nnx.Rngs(0))
+  assert sum(x.size for x in jax.tree.leaves(nnx.state(real, nnx.Param))) == counts["total"]
+
+
+def test_bf16_compute_keeps_float32_parameters():
+  model = GPT(vocab_size=64, d_model=32, n_layers=1, dtype="bfloat16", rngs=nnx.Rngs(0))
+  logits = model({"tokens": _tokens()})["logits"]
+  assert logits.dtype == jnp.float32
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  full = GPT(vocab_size=64, d_model=32, n_layers=1, rngs=nnx.Rngs(0))({"tokens": _tokens()})
+  np.testing.assert_allclose(logits, full["logits"], atol=0.1)
+
+
+def test_shape_rule_hits_target_sizes_and_keeps_aspect_ratio():
+  rule = GPTShapeRule(aspect_ratio=16, head_dim=16)
+  previous = 0
+  for target in [3e4, 1e5, 3e5, 1e6, 3e6]:
+    shape = rule.shape_for(target)
+    assert shape["d_model"] % 16 == 0
+    n = nnx.eval_shape(lambda: GPT(vocab_size=64, rngs=nnx.Rngs(0), **shape))
+    non_embedding = count_params(n)["non_embedding"]
+    assert 0.5 * target < non_embedding < 2.0 * target, (target, shape, non_embedding)
+    assert non_embedding >= previous
+    previous = non_embedding
+
+
+def test_bad_shape_is_a_clear_error():
+  with pytest.raises(ValueError, match="d_model: 40 is not a multiple of head_dim 16"):
+    GPT(vocab_size=64, d_model=40, n_layers=1, rngs=nnx.Rngs(0))

@@ -1,0 +1,100 @@
+"""The sharded step: data parallelism changes neither the numbers nor the FLOP count."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from flopsfit import flops, losses, mesh, train_step
+from flopsfit.data.synthetic import ZipfMarkovLanguage
+from flopsfit.models.gpt import GPT
+
+OPTIM = ml_collections.ConfigDict(dict(
+    learning_rate=1e-2, schedule="cosine", warmup_fraction=0.05, decay_fraction=0.2,
+    final_lr_fraction=0.1, weight_decay=0.1, b1=0.9, b2=0.95, eps=1e-8, grad_clip=1.0))
+
+
+def _build(d_model=32, n_layers=2, **kwargs):
+  return lambda: GPT(vocab_size=64, d_model=d_model, n_layers=n_layers, rngs=nnx.Rngs(0), **kwargs)
+
+
+def _batch(batch_size=16, seq_len=32):
+  source = ZipfMarkovLanguage(seq_len=seq_len).source("train")
+  return {"tokens": np.stack([source[i]["tokens"] for i in range(batch_size)])}
+
+
+def _rel(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+def test_eight_devices_match_one_device():
+  assert jax.device_count() == 8, "tests/conftest.py forces 8 CPU devices"
+  batch, loss_fn = _batch(), losses.next_token_cross_entropy()
+  results = {}
+  for n in (1, 8):
+    m = mesh.data_mesh(jax.devices()[:n])
+    compiled = train_step.compile_step(_build(), loss_fn, OPTIM, m, batch, 16)
+    state = compiled.init(100)
+    graphdef = nnx.graphdef(nnx.eval_shape(_build()))
+    grad_fn = jax.jit(train_step.loss_and_grads(graphdef, loss_fn),
+                      in_shardings=(mesh.replicated(m), mesh.replicated(m), mesh.batch_sharding(m)))
+    (loss, _), grads = grad_fn(state["params"], state["model_state"], batch)
+    state, metrics = compiled.single(state, jax.device_put(batch, mesh.batch_sharding(m)))
+    results[n] = dict(loss=float(loss), grads=jax.device_get(grads), flops=compiled.flops_per_step,
+                      per_device=compiled.flops_per_step_per_device,
+                      params=jax.device_get(state["params"]), step_loss=float(metrics["loss"]))
+  one, eight = results[1], results[8]
+  assert _rel(eight["loss"], one["loss"]) < 1e-5
+  assert _rel(eight["step_loss"], one["step_loss"]) < 1e-5
+  for g8, g1 in zip(jax.tree.leaves(eight["grads"]), jax.tree.leaves(one["grads"])):
+    assert _rel(g8, g1) < 1e-5
+  for p8, p1 in zip(jax.tree.leaves(eight["params"]), jax.tree.leaves(one["params"])):
+    assert _rel(p8, p1) < 1e-5
+  assert abs(eight["flops"] / one["flops"] - 1) < 0.01
+  # The 8-device executable really splits the work: each device does about 1/8 of it (plus
+  # the optimizer update, replicated on every device).
+  assert one["flops"] / 8 < eight["per_device"] < 1.1 * one["flops"] / 8
+
+
+def test_xla_flops_match_attention_inclusive_count():
+  """XLA's count of a whole step vs 6·N_matmul + 12·L·T·d per token (Chinchilla App. F style)."""
+  d_model, n_layers, seq_len, batch_size = 128, 2, 128, 8
+  build = _build(d_model, n_layers)
+  m = mesh.data_mesh(jax.devices()[:1])
+  compiled = train_step.compile_step(build, losses.next_token_cross_entropy(), OPTIM, m,
+                                     _batch(batch_size, seq_len), batch_size)
+  from flopsfit.params import count_params
+  model = nnx.eval_shape(build)
+  tokens = batch_size * seq_len
+  analytic = flops.analytic_flops(count_params(model), tokens,
+                                  model.attention_flops_per_token(seq_len))["attention_inclusive"]
+  assert abs(compiled.flops_per_step / analytic - 1) < 0.05, (compiled.flops_per_step, analytic)
+
+
+def test_cost_analysis_forms_are_normalised():
+  class Fake:
+    def __init__(self, value): self.value = value
+    def cost_analysis(self): return self.value
+  assert flops.cost_analysis_flops(Fake({"flops": 10.0})) == 10.0
+  assert flops.cost_analysis_flops(Fake([{"flops": 12.0}])) == 12.0
+  assert flops.cost_analysis_flops(Fake(None)) is None
+  assert flops.cost_analysis_flops(Fake({"flops": -1.0})) is None
+  assert flops.cost_analysis_flops(Fake(-1)) is None
+  assert flops.cost_analysis_flops(Fake([])) is None
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "wsd"])
+def test_schedule_warms_up_and_ends_at_final_fraction(schedule):
+  from flopsfit import optim
+  config = ml_collections.ConfigDict(OPTIM.to_dict())
+  config.schedule = schedule
+  lrs = np.array([float(optim.learning_rate(config, s, 200)) for s in range(200)])
+  assert lrs[0] == pytest.approx(1e-2 / 10)  # step 1 of a 10-step warmup
+  assert lrs[9] == pytest.approx(1e-2) and lrs.max() == pytest.approx(1e-2)
+  assert lrs[-1] == pytest.approx(1e-3)
+  assert np.all(np.diff(lrs[10:]) <= 1e-12)
+  if schedule == "wsd":
+    assert lrs[159] == pytest.approx(1e-2) and lrs[170] < 1e-2
