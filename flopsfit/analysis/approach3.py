@@ -51,7 +51,7 @@ def grid() -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-  """Log N, log D, log loss of the runs, and optional per-problem run weights."""
+  """Natural logs of the runs' N, D and loss."""
   log_N: np.ndarray  # [R]
   log_D: np.ndarray  # [R]
   log_loss: np.ndarray  # [R]

@@ -34,9 +34,13 @@ def curves(approach: str, fit: Any, boot: Optional[dict[str, np.ndarray]], C_M: 
   return out
 
 
-def default_budgets(table: RunTable) -> np.ndarray:
-  """The swept budgets (mean C of each) and one decade beyond the largest."""
+def default_budgets(table: RunTable, max_swept: int = 12) -> np.ndarray:
+  """The swept budgets (each group's mean C; the powers of ten in the swept range instead when
+  there are more than `max_swept` groups) and one decade beyond the largest."""
   swept = table.group_mean_C()
+  if swept.size > max_swept:
+    lo, hi = np.ceil(np.log10(swept.min())), np.floor(np.log10(swept.max()))
+    swept = 10.0 ** np.arange(lo, hi + 1) if hi >= lo else swept[[0, -1]]
   return np.append(swept, swept.max() * 10.0)
 
 

@@ -51,18 +51,11 @@ def summary(out: dict[str, Any]) -> str:
     lines.append(f"  objective (sum of Huber, delta={sec['huber_delta']:g}) = "
                  f"{sec['objective']:.7g}; {sec['starts_reaching_optimum']} of "
                  f"{sec['grid']['starts']} starts reach it; frontier: {sec['frontier_method']}")
-  lines.append("predictions (value [interval]; * = extrapolation):")
-  lines.append(f"  {'C':>10} {'approach':>9} {'N_opt':>30} {'D_opt':>30} {'D/N':>24} "
-               f"{'loss':>24}")
-  for row in out["predictions"]:
-    for name in ("approach3", "approach2", "approach1"):
-      if name not in row:
-        continue
-      r = row[name]
-      mark = "*" if row["extrapolation"] else " "
-      lines.append(f"  {row['C']:>9.3g}{mark} {name[-1]:>9} {_est(r['N_opt'], '.3g'):>30} "
-                   f"{_est(r['D_opt'], '.3g'):>30} {_est(r['D_per_N'], '.3g'):>24} "
-                   f"{_est(r.get('loss'), '.4g'):>24}")
+  if not any(k.startswith("approach") for row in out["predictions"] for k in row):
+    lines.append("predictions: none (no approach could be fitted)")
+  else:
+    lines.append("predictions (value [interval]; * = extrapolation):")
+    lines += _prediction_lines(out["predictions"])
   hold = out["holdout"]
   if hold["status"] != "ok":
     lines.append(f"held-out check: not run: {hold['message']}")
@@ -82,3 +75,18 @@ def summary(out: dict[str, Any]) -> str:
   for w in out["warnings"]:
     lines.append(f"WARNING: {w}")
   return "\n".join(lines)
+
+
+def _prediction_lines(rows: list[dict[str, Any]]) -> list[str]:
+  lines = [f"  {'C':>10} {'approach':>9} {'N_opt':>30} {'D_opt':>30} {'D/N':>24} "
+           f"{'loss':>24}"]
+  for row in rows:
+    for name in ("approach3", "approach2", "approach1"):
+      if name not in row:
+        continue
+      r = row[name]
+      mark = "*" if row["extrapolation"] else " "
+      lines.append(f"  {row['C']:>9.3g}{mark} {name[-1]:>9} {_est(r['N_opt'], '.3g'):>30} "
+                   f"{_est(r['D_opt'], '.3g'):>30} {_est(r['D_per_N'], '.3g'):>24} "
+                   f"{_est(r.get('loss'), '.4g'):>24}")
+  return lines

@@ -123,3 +123,17 @@ def test_workdir_analysis_writes_json_and_warns_about_excluded_runs(tmp_path):
   assert any("c1e+18-bad-s0" in w and "excluded" in w for w in written["warnings"])
   assert out["approach3"]["frontier_method"] == "numerical"  # C = 6.3·N·D here.
   assert out["flop_model"]["kappa"] == pytest.approx(6.3)
+
+
+def test_all_runs_excluded_still_writes_a_report(tmp_path):
+  from flopsfit import workdir as workdir_lib
+  from flopsfit.analysis import report
+  workdir = str(tmp_path / "wd")
+  for i in range(3):
+    workdir_lib.write_json_atomic(os.path.join(workdir, "runs", f"r{i}", "result.json"),
+                                  {"run_id": f"r{i}", "status": "failed", "error": "OOM"})
+  out = analyze_workdir(workdir, AnalysisOptions(bootstrap_samples=10))
+  assert out["approach3"] == {"status": "failed", "message": "no usable runs"}
+  assert len(out["excluded_runs"]) == 3
+  assert "no usable runs" in report.summary(out)
+  assert os.path.exists(os.path.join(workdir, "scaling_laws.json"))
