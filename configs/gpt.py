@@ -46,15 +46,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.compilation_cache_dir = ""  # empty: <workdir>/jax_cache
   seq_len = ml_collections.FieldReference(64)
   vocab_size = ml_collections.FieldReference(64)
+  head_dim = ml_collections.FieldReference(8)
   config.seq_len = seq_len
   config.vocab_size = vocab_size
+  config.head_dim = head_dim
 
   config.model = ml_collections.ConfigDict()
   config.model.factory = "flopsfit.models.gpt:GPT"
   config.model.kwargs = ml_collections.ConfigDict(dict(
-      vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, head_dim=16, mlp="swiglu",
+      vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, head_dim=head_dim, mlp="swiglu",
       tied_embeddings=True, dtype="float32"))
   config.model.shape_fields = ("d_model", "n_layers")
+  config.model.size_rule = ml_collections.ConfigDict()  # shape for a target N (non-embedding)
+  config.model.size_rule.factory = "flopsfit.models.gpt:GPTShapeRule"
+  config.model.size_rule.kwargs = ml_collections.ConfigDict(dict(aspect_ratio=16, head_dim=8))
 
   config.dataset = ml_collections.ConfigDict()
   config.dataset.factory = "flopsfit.data.synthetic:ZipfMarkovLanguage"
@@ -69,7 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.budget_flops = 2e11
   config.train.batch_size = 32
-  config.train.steps_per_call = 10  # optimizer steps per jitted call (a lax.scan)
+  config.train.steps_per_call = 20  # optimizer steps per jitted call (a lax.scan)
   config.train.log_every = 100
   config.train.devices = 0  # devices per process in the data mesh; 0: all
   config.train.peak_flops = 0.0  # per device; 0: measured on CPU, device table on GPU/TPU
@@ -85,6 +90,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optim.b2 = 0.95
   config.optim.eps = 1e-8
   config.optim.grad_clip = 1.0
+
+  config.sweep = ml_collections.ConfigDict()
+  config.sweep.budgets = (1e11, 3e11, 1e12)
+  config.sweep.budget_range = ml_collections.ConfigDict(dict(low=0.0, high=0.0, count=0))
+  config.sweep.shapes_per_budget = 7
+  config.sweep.decades = 1.5  # span of N around the expected optimum
+  config.sweep.tokens_per_param = 300.0  # prior D/N at the optimum (tiny models here: 100-450)
+  config.sweep.shapes = ()  # explicit shape dicts instead of the size rule
+  config.sweep.seeds = (0,)
+  config.sweep.min_steps = 500
+  config.sweep.budget_tolerance = 0.01
+  config.sweep.max_epochs = 1.0  # finite datasets: at most this many passes
+  config.sweep.memory_fraction = 0.9
+  config.sweep.probe = True  # time a few steps to estimate run times
+
+  config.hparams = ml_collections.ConfigDict()
+  config.hparams.factory = "flopsfit.hparams:width_scaled_adamw"
+  config.hparams.kwargs = ml_collections.ConfigDict(dict(
+      lr_constant=0.2, lr_max=1e-2, width_field="d_model", batch_size=16,
+      batch_budget_exponent=0.0, reference_budget=1e12))
 
   config.eval = ml_collections.ConfigDict()
   config.eval.tokens = 2**17  # held-out tokens scored at the end of every run

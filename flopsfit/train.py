@@ -1,6 +1,8 @@
-"""Trains models to exact FLOP budgets: `python -m flopsfit.train --config=configs/gpt.py`.
+"""Trains a sweep (or one model) to exact FLOP budgets: `python -m flopsfit.train --config=...`.
 
-Kept short on purpose: flags in, one library call, an exit code out.
+With a `sweep` section in the config it plans (if there is no sweep.json yet) and trains every
+unfinished run; `--runs` or `--shard_index/--num_shards` select a part. Without one it trains
+the single model the config describes. Kept short on purpose: the logic is in libraries.
 """
 
 import sys
@@ -10,20 +12,35 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from flopsfit import planner
 from flopsfit import plugins
+from flopsfit import sweep
 from flopsfit import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:args]).")
+_RUNS = flags.DEFINE_list("runs", None, "Run ids of sweep.json to train (default: all).")
+_SHARD_INDEX = flags.DEFINE_integer("shard_index", 0, "This process trains runs i with "
+                                    "i % num_shards == shard_index.")
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Number of processes splitting the sweep.")
 flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
   try:
-    result = trainer.train_run(_CONFIG.value)
-  except (plugins.PluginError, trainer.ConfigError) as e:
-    logging.error("%s", e)
+    if "sweep" in config:
+      rows = sweep.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
+      print(sweep.format_summary(rows))
+      incomplete = [r["run_id"] for r in rows if r["status"] != "completed"]
+      if incomplete:
+        print(f"sweep incomplete: {len(incomplete)} run(s) not completed: {', '.join(incomplete)}",
+              file=sys.stderr)
+        sys.exit(1)
+      return
+    result = trainer.train_run(config)
+  except (plugins.PluginError, trainer.ConfigError, planner.PlanError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   if result["status"] != "completed":

@@ -77,7 +77,7 @@ class CompiledStep:
   multi: Any | None         # (state, K stacked batches) -> (state, metrics of each step)
   eval: Any                 # (state, batch) -> metrics
   steps_per_call: int
-  flops_per_step: float     # global: the step compiled for one device (see step_flops)
+  flops_per_step: float     # global: the step compiled for one device (see step_flops_and_memory)
   flops_per_step_per_device: float
   state_shapes: Any
   compile_seconds: float
@@ -103,18 +103,27 @@ def _flops(compiled) -> float:
   return flops
 
 
-def step_flops(build_model, loss_fn, optim, example_batch: dict, batch_size: int) -> float:
-  """Global FLOPs of one train step: XLA's count of the step compiled for one device.
+def step_flops_and_memory(build_model, loss_fn, optim, example_batch: dict,
+                          batch_size: int) -> tuple[float, int | None]:
+  """Global FLOPs of one train step, and the bytes it needs on one device.
 
-  That is the logical computation, each operation counted once. (A data-parallel executable
-  also repeats the replicated optimizer update on every device; that is hardware work, not
-  model FLOPs, so per-device counts × devices would overstate C.) Nothing is allocated.
+  FLOPs are XLA's count of the step compiled for one device: the logical computation, each
+  operation counted once. (A data-parallel executable also repeats the replicated optimizer
+  update on every device; that is hardware work, not model FLOPs, so per-device counts ×
+  devices would overstate C.) Nothing is allocated.
   """
   graphdef = nnx.graphdef(nnx.eval_shape(build_model))
   state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
   one_device = mesh_lib.data_mesh(jax.local_devices()[:1])
-  return _flops(_compile_single(make_step(graphdef, loss_fn, optim), state_shapes,
-                                batch_shapes(example_batch, batch_size), one_device))
+  compiled = _compile_single(make_step(graphdef, loss_fn, optim), state_shapes,
+                             batch_shapes(example_batch, batch_size), one_device)
+  try:
+    memory = compiled.memory_analysis()
+    needed = memory.argument_size_in_bytes + memory.output_size_in_bytes + \
+        memory.temp_size_in_bytes - memory.alias_size_in_bytes
+  except Exception:  # not every backend reports memory
+    needed = None
+  return _flops(compiled), needed
 
 
 def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_size: int,
@@ -133,8 +142,8 @@ def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_s
   step = make_step(graphdef, loss_fn, optim)
   single = _compile_single(step, state_shapes, batch_shapes(example_batch, batch_size), mesh)
   per_device = _flops(single)
-  global_flops = per_device if mesh.size == 1 else step_flops(
-      build_model, loss_fn, optim, example_batch, batch_size)
+  global_flops = per_device if mesh.size == 1 else step_flops_and_memory(
+      build_model, loss_fn, optim, example_batch, batch_size)[0]
   multi = None
   if steps_per_call > 1:
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))

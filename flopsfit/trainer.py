@@ -54,7 +54,7 @@ def check_config(config, mesh) -> None:
     raise ConfigError(f"config.eval.tokens: expected a positive token count, got {config.eval.tokens}")
 
 
-def _global_batch(mesh, local: dict, leading: int) -> dict:
+def global_batch(mesh, local: dict, leading: int) -> dict:
   sharding = mesh_lib.batch_sharding(mesh, leading)
   def put(x):
     shape = list(x.shape)
@@ -67,7 +67,7 @@ def evaluate(compiled, state, mesh, batches: list[dict]) -> dict:
   """Mean of the loss's metrics over the eval batches, weighted by `weight` when given."""
   totals, total_weight = {}, 0.0
   for batch in batches:
-    metrics = jax.device_get(compiled.eval(state, _global_batch(mesh, batch, 0)))
+    metrics = jax.device_get(compiled.eval(state, global_batch(mesh, batch, 0)))
     weight = float(metrics.get("weight", 1.0))
     total_weight += weight
     for k, v in metrics.items():
@@ -172,9 +172,9 @@ def train_run(config) -> dict:
       local = [next(batches) for _ in range(k)]
       if k > 1:
         stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
-        state, metrics = compiled.multi(state, _global_batch(mesh, stacked, 1))
+        state, metrics = compiled.multi(state, global_batch(mesh, stacked, 1))
       else:
-        state, metrics = compiled.single(state, _global_batch(mesh, local[0], 0))
+        state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
         metrics = jax.tree.map(lambda x: x[None], metrics)
       pending.append(metrics)
       step += k

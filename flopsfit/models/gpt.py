@@ -116,21 +116,24 @@ class GPT(nnx.Module):
 class GPTShapeRule:
   """Picks (d_model, n_layers) for a target non-embedding parameter count.
 
-  Width grows with depth at a fixed ratio d_model / n_layers = `aspect_ratio`, and
-  d_model is a multiple of `head_dim`. A block has about 12·d² parameters (SwiGLU or GELU).
+  A block has about 12·d² parameters. Among widths that are multiples of `head_dim` and
+  depths >= 1 whose ratio d_model / n_layers lies within a factor 2 of `aspect_ratio`, the
+  shape minimises |ln(12·d²·L / target)| + ½·|ln((d / L) / aspect_ratio)|: close to the
+  target, and as close to the aspect ratio as that allows, which gives a fine ladder of sizes.
   """
   aspect_ratio: int = 16
   head_dim: int = 16
 
   def shape_for(self, target_params: float) -> dict:
-    """The (d_model, n_layers) whose 12·d²·L is nearest `target_params` in log space."""
-    best, k = None, 1
-    while True:
-      d_model = self.head_dim * k
-      n_layers = max(1, round(d_model / self.aspect_ratio))
-      error = abs(math.log(12.0 * d_model**2 * n_layers / target_params))
-      if best is not None and error > best[0] and 12.0 * d_model**2 * n_layers > target_params:
-        return best[1]
-      if best is None or error < best[0]:
-        best = (error, {"d_model": d_model, "n_layers": n_layers})
-      k += 1
+    best = None
+    d_limit = max(self.head_dim, int((target_params * 2 * self.aspect_ratio / 12.0) ** (1 / 3)) * 2)
+    for d_model in range(self.head_dim, d_limit + self.head_dim, self.head_dim):
+      for n_layers in range(max(1, math.floor(d_model / (2 * self.aspect_ratio))),
+                            max(1, math.ceil(2 * d_model / self.aspect_ratio)) + 1):
+        ratio = d_model / n_layers / self.aspect_ratio
+        if not 0.5 <= ratio <= 2.0 and n_layers > 1:
+          continue
+        score = abs(math.log(12.0 * d_model**2 * n_layers / target_params)) + 0.5 * abs(math.log(ratio))
+        if best is None or score < best[0]:
+          best = (score, {"d_model": d_model, "n_layers": n_layers})
+    return best[1]

@@ -1,0 +1,36 @@
+"""Plans an IsoFLOP sweep into <workdir>/sweep.json: `python -m flopsfit.plan --config=...`."""
+
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from flopsfit import planner
+from flopsfit import plugins
+from flopsfit import trainer
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:args]).")
+_FORCE = flags.DEFINE_bool("force", False, "Re-plan a workdir that holds another sweep's "
+                           "results, moving them to <workdir>/archive/<time>/.")
+_PROBE = flags.DEFINE_bool("probe", True, "Time a few steps to estimate each run's duration.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  try:
+    trainer.enable_compilation_cache(config)
+    plan = planner.load_or_plan(config, force=_FORCE.value,
+                                probe=_PROBE.value and config.sweep.get("probe", True))
+  except (planner.PlanError, plugins.PluginError, trainer.ConfigError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(planner.format_plan(plan))
+  print(f"wrote {config.workdir}/sweep.json")
+
+
+if __name__ == "__main__":
+  app.run(main)

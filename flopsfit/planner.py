@@ -1,0 +1,337 @@
+"""Plans an IsoFLOP sweep: per budget, model shapes around the expected optimum, each with
+the exact step count that spends the budget, from the FLOPs of its compiled train step.
+
+`plan_sweep(config)` returns the plan that `python -m flopsfit.plan` writes to `sweep.json`.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from flopsfit import params as params_lib
+from flopsfit import plugins as plugins_lib
+from flopsfit import run_ids
+from flopsfit import train_step
+from flopsfit import workdir as workdir_lib
+
+SWEEP_VERSION = 1
+# Fields that change how or where runs execute, not what they compute: a workdir planned with
+# one value may be trained with another.
+EXECUTION_FIELDS = ("workdir", "run", "compilation_cache_dir", "train.log_every",
+                    "train.devices", "train.peak_flops", "train.steps_per_call", "analysis",
+                    "sweep.probe")
+
+
+class PlanError(ValueError):
+  """The sweep cannot be planned as configured; the message names the field or file."""
+
+
+def sweep_identity(config) -> dict:
+  """The config without execution-only fields: two configs with equal identities plan and
+  train the same sweep."""
+  identity = config.to_dict()
+  for field in EXECUTION_FIELDS:
+    *parents, leaf = field.split(".")
+    node = identity
+    for p in parents:
+      node = node.get(p, {})
+    node.pop(leaf, None)
+  return identity
+
+
+def budgets_of(sweep) -> list[float]:
+  """`sweep.budgets`, or `sweep.budget_range` (low, high, count) log-spaced."""
+  if sweep.get("budget_range") and sweep.budget_range.count:
+    r = sweep.budget_range
+    if not 0 < r.low < r.high or r.count < 2:
+      raise PlanError(f"config.sweep.budget_range: expected 0 < low < high and count >= 2, got "
+                      f"({r.low}, {r.high}, {r.count})")
+    return [float(f"{b:.3g}") for b in np.geomspace(r.low, r.high, r.count)]
+  budgets = [float(b) for b in sweep.budgets]
+  if not budgets or any(b <= 0 for b in budgets):
+    raise PlanError(f"config.sweep.budgets: expected positive FLOP budgets, got {list(sweep.budgets)}")
+  return sorted(budgets)
+
+
+def hparam_rule(config):
+  spec = config.hparams.factory
+  return plugins_lib.call("hparams", spec, plugins_lib.resolve("hparams.factory", spec),
+                          plugins_lib.kwargs_of(config.hparams))
+
+
+def size_rule(config):
+  spec = config.model.size_rule.factory
+  return plugins_lib.call("model.size_rule", spec, plugins_lib.resolve("model.size_rule.factory", spec),
+                          plugins_lib.kwargs_of(config.model.size_rule))
+
+
+def optimum_centre(config, budget: float) -> tuple[float, str]:
+  """Expected compute-optimal N (non-embedding) at `budget`, and where the guess comes from:
+  an earlier analysis of this workdir when it has a frontier, else the tokens-per-parameter
+  prior (C ≈ 6·N·D with D = prior·N)."""
+  path = os.path.join(config.workdir, "scaling_laws.json")
+  if os.path.exists(path):
+    analysis = workdir_lib.read_json(path)
+    for approach in ("approach3", "approach2"):
+      fit = analysis.get(approach, {})
+      if fit.get("status") == "ok" and fit.get("N_opt"):
+        law = fit["N_opt"]
+        centre = law["coefficient"]["value"] * budget ** law["exponent"]["value"]
+        if math.isfinite(centre) and centre > 0:
+          return centre, f"scaling_laws.json {approach}"
+  prior = config.sweep.tokens_per_param
+  return math.sqrt(budget / (6.0 * prior)), f"prior tokens_per_param={prior:g}"
+
+
+def candidate_shapes(config, centre: float) -> list[dict]:
+  """`sweep.shapes_per_budget` distinct shapes spread evenly in log N over `sweep.decades`
+  decades around `centre` (from the size rule), or the config's explicit `sweep.shapes`."""
+  sweep = config.sweep
+  if sweep.get("shapes"):
+    return [dict(s) for s in sweep.shapes]
+  rule = size_rule(config)
+  count, decades = sweep.shapes_per_budget, sweep.decades
+  for widen in range(12):  # tiny N has few distinct shapes: widen the range until enough
+    half = 0.5 * decades * (1.25 ** widen)
+    targets = np.geomspace(centre / 10 ** half, centre * 10 ** half, 6 * count)
+    shapes = []
+    for t in targets:
+      s = rule.shape_for(float(t))
+      if s not in shapes:
+        shapes.append(s)
+    if len(shapes) >= count:
+      picks = np.unique(np.round(np.linspace(0, len(shapes) - 1, count)).astype(int))
+      return [shapes[i] for i in picks]
+  return shapes
+
+
+@dataclasses.dataclass
+class _Compiled:
+  flops_per_step: float
+  params: dict
+  memory_bytes: int | None
+
+
+def _device_memory_bytes() -> int | None:
+  device = jax.local_devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError):
+    return None
+
+
+def run_config(config, run: dict):
+  """The config of one planned run: shape, budget, seed and hyperparameters filled in."""
+  out = config.copy_and_resolve_references()
+  with out.unlocked():
+    for key, value in run["shape"].items():
+      out.model.kwargs[key] = value
+    out.train.budget_flops = run["budget_flops"]
+    out.train.batch_size = run["batch_size"]
+    out.optim.learning_rate = run["learning_rate"]
+    out.seed = run["seed"]
+    out.run = run["run_id"]
+  return out
+
+
+def plan_sweep(config, probe: bool = True) -> dict:
+  """Plans every (budget, shape, seed) run; returns the contents of sweep.json."""
+  if "sweep" not in config:
+    raise PlanError("config.sweep: missing; a sweep needs budgets and a shape rule")
+  plugins = plugins_lib.load(config)
+  dataset = plugins.dataset
+  sweep, units = config.sweep, dataset.units_per_record
+  available = len(dataset.source("train")) * units * sweep.max_epochs
+  rule = hparam_rule(config)
+  memory = _device_memory_bytes()
+  example = {k: v[None] for k, v in dataset.source("train")[0].items()}
+  cache: dict = {}
+  runs, dropped, centres = [], [], {}
+  for budget in budgets_of(sweep):
+    centre, centre_source = optimum_centre(config, budget)
+    centres[f"{budget:.6g}"] = {"N": centre, "source": centre_source}
+    for shape in candidate_shapes(config, centre):
+      hp = rule(shape, budget)
+      for seed in sweep.seeds:
+        run = {"run_id": run_ids.format_run_id(budget, shape, seed), "budget_flops": budget,
+               "shape": shape, "seed": int(seed), "batch_size": hp["batch_size"],
+               "learning_rate": hp["learning_rate"]}
+        key = (tuple(sorted(shape.items())), hp["batch_size"], hp["learning_rate"])
+        if key not in cache:
+          cache[key] = _compile_candidate(config, plugins, run, example)
+        compiled = cache[key]
+        steps = int(budget // compiled.flops_per_step)
+        spent = steps * compiled.flops_per_step
+        tokens = steps * hp["batch_size"] * units
+        run.update({"flops_per_step": compiled.flops_per_step, "steps": steps,
+                    "spent_flops": spent, "tokens": tokens, "params": compiled.params,
+                    "tokens_per_param": tokens / compiled.params["non_embedding"],
+                    "memory_bytes": compiled.memory_bytes})
+        reason = _drop_reason(run, sweep, available, memory)
+        if reason:
+          dropped.append({**run, "reason": reason})
+        else:
+          runs.append(run)
+  if not runs:
+    raise PlanError("config.sweep: every candidate run was dropped: " +
+                    "; ".join(sorted({d["reason"].split(" (")[0] for d in dropped})))
+  plan = {"version": SWEEP_VERSION, "identity": sweep_identity(config), "centres": centres,
+          "runs": runs, "dropped": dropped}
+  if probe:
+    plan["estimate"] = estimate_times(config, plugins, runs, example)
+  return plan
+
+
+def _compile_candidate(config, plugins, run, example) -> _Compiled:
+  cfg = run_config(config, run)
+  shape = run["shape"]
+  build = lambda: plugins.model(shape, run["seed"])
+  flops, memory = train_step.step_flops_and_memory(build, plugins.loss, cfg.optim, example,
+                                                   run["batch_size"])
+  return _Compiled(flops, params_lib.count_params(plugins.abstract_model(shape)), memory)
+
+
+def _drop_reason(run, sweep, available_units, memory) -> str | None:
+  if run["steps"] < sweep.min_steps:
+    return (f"too few steps: {run['steps']} < sweep.min_steps={sweep.min_steps} (short runs "
+            "measure optimisation, not model size)")
+  miss = 1 - run["spent_flops"] / run["budget_flops"]
+  if miss > sweep.budget_tolerance:
+    return f"misses the budget by {miss:.2%} > sweep.budget_tolerance={sweep.budget_tolerance:g}"
+  if run["tokens"] > available_units:
+    return (f"needs {run['tokens']:.3g} units of data, the train split offers "
+            f"{available_units:.3g} (sweep.max_epochs={sweep.max_epochs:g})")
+  if memory and run["memory_bytes"] and run["memory_bytes"] > sweep.memory_fraction * memory:
+    return (f"needs {run['memory_bytes'] / 2**30:.2f} GiB, more than sweep.memory_fraction="
+            f"{sweep.memory_fraction:g} of {memory / 2**30:.1f} GiB")
+  return None
+
+
+def estimate_times(config, plugins, runs: list[dict], example) -> dict:
+  """Seconds per run on this machine from a short probe: the smallest and largest runs'
+  step times give time/step = overhead + FLOPs/step ÷ throughput; compile time is measured."""
+  from flopsfit import mesh as mesh_lib
+  from flopsfit import trainer
+  mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
+  smallest = min(runs, key=lambda r: r["flops_per_step"])
+  largest = max(runs, key=lambda r: r["flops_per_step"])
+  points = []
+  for run in ([smallest, largest] if largest is not smallest else [smallest]):
+    cfg = run_config(config, run)
+    k = cfg.train.steps_per_call
+    compiled = train_step.compile_step(lambda: plugins.model(run["shape"], run["seed"]),
+                                       plugins.loss, cfg.optim, mesh, example,
+                                       run["batch_size"], k, cfg.eval.batch_size)
+    state = compiled.init(np.int32(run["steps"]))
+    fn = compiled.multi or compiled.single
+    lead = (k, run["batch_size"]) if compiled.multi else (run["batch_size"],)
+    batch = {key: np.broadcast_to(v, lead + v.shape[1:]).copy() for key, v in example.items()}
+    device_batch = trainer.global_batch(mesh, batch, len(lead) - 1)
+    state, metrics = fn(state, device_batch)
+    jax.block_until_ready(metrics)
+    calls = 3
+    start = time.perf_counter()
+    for _ in range(calls):
+      state, metrics = fn(state, device_batch)
+    jax.block_until_ready(metrics)
+    per_step = (time.perf_counter() - start) / (calls * (k if compiled.multi else 1))
+    points.append((run["flops_per_step"], per_step, compiled.compile_seconds))
+  if len(points) == 2 and points[1][0] > points[0][0]:
+    slope = max(0.0, (points[1][1] - points[0][1]) / (points[1][0] - points[0][0]))
+  else:
+    slope = points[0][1] / points[0][0]
+  overhead = max(0.0, points[0][1] - slope * points[0][0])
+  compile_s = max(p[2] for p in points)
+  seconds = {r["run_id"]: r["steps"] * (overhead + slope * r["flops_per_step"]) + compile_s
+             for r in runs}
+  return {"seconds": seconds, "total_seconds": sum(seconds.values()),
+          "step_overhead_s": overhead, "flops_per_second": 1 / slope if slope else None,
+          "compile_seconds": compile_s}
+
+
+def format_plan(plan: dict) -> str:
+  """The plan as a table: per run and per budget, with dropped candidates and their reasons."""
+  seconds = plan.get("estimate", {}).get("seconds", {})
+  header = f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'steps':>7} {'batch':>5} {'lr':>8} {'est':>7}"
+  lines = [header, "-" * len(header)]
+  for budget in sorted({r["budget_flops"] for r in plan["runs"]}):
+    group = [r for r in plan["runs"] if r["budget_flops"] == budget]
+    for r in group:
+      est = seconds.get(r["run_id"])
+      lines.append(f"{r['run_id']:<28} {budget:>8.2g} {r['params']['non_embedding']:>9,} "
+                   f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} {r['steps']:>7} "
+                   f"{r['batch_size']:>5} {r['learning_rate']:>8.2g} "
+                   f"{'' if est is None else f'{est:.0f}s':>7}")
+    centre = plan["centres"][f"{budget:.6g}"]
+    group_s = sum(seconds.get(r["run_id"], 0.0) for r in group)
+    lines.append(f"  budget {budget:.3g}: {len(group)} runs, centre N≈{centre['N']:.3g} "
+                 f"({centre['source']})" + (f", about {group_s / 60:.1f} min" if seconds else ""))
+  total = plan.get("estimate", {}).get("total_seconds")
+  lines.append(f"total: {len(plan['runs'])} runs" +
+               (f", about {total / 60:.1f} min on this machine" if total else ""))
+  for d in plan["dropped"]:
+    lines.append(f"dropped {d['run_id']} (N={d['params']['non_embedding']:,}): {d['reason']}")
+  return "\n".join(lines)
+
+
+def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
+  """Plans the config into `<workdir>/sweep.json`, refusing to mix with another sweep's results.
+
+  A workdir holds one sweep. If its sweep.json came from a config with another identity and
+  any run has results, planning refuses unless `force`, which moves the old sweep.json and
+  runs/ into `<workdir>/archive/<time>/` (nothing is deleted).
+  """
+  path = os.path.join(config.workdir, "sweep.json")
+  runs_dir = workdir_lib.runs_dir(config.workdir)
+  if os.path.exists(path):
+    old = workdir_lib.read_json(path)
+    if old.get("identity") != _normalise(sweep_identity(config)):
+      has_results = os.path.isdir(runs_dir) and any(
+          os.path.exists(os.path.join(runs_dir, r, "result.json")) for r in os.listdir(runs_dir))
+      if has_results and not force:
+        diff = _differences(old.get("identity", {}), _normalise(sweep_identity(config)))
+        raise PlanError(f"{path}: this workdir holds results of a different sweep (differs in "
+                        f"{', '.join(diff[:5]) or 'version'}); use a new config.workdir or --force "
+                        "(moves the old sweep to archive/)")
+      if has_results:
+        _archive(config.workdir)
+  plan = plan_sweep(config, probe=probe)
+  estimate = plan.pop("estimate", None)
+  plan = _normalise(plan)
+  workdir_lib.write_json_atomic(path, plan)
+  if estimate:
+    plan["estimate"] = estimate
+  return plan
+
+
+def _normalise(obj):
+  """JSON round trip: tuples become lists, so stored and fresh identities compare equal."""
+  import json
+  return json.loads(json.dumps(obj))
+
+
+def _differences(a, b, prefix="") -> list[str]:
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
+    return out
+  return [] if a == b else [prefix.rstrip(".")]
+
+
+def _archive(workdir: str) -> None:
+  target = os.path.join(workdir, "archive", time.strftime("%Y%m%d-%H%M%S"))
+  os.makedirs(target, exist_ok=True)
+  for name in ("sweep.json", "runs", "scaling_laws.json", "plots"):
+    source = os.path.join(workdir, name)
+    if os.path.exists(source):
+      os.replace(source, os.path.join(target, name))
+  logging.warning("moved the previous sweep of %s to %s", workdir, target)
