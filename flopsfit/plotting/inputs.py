@@ -1,0 +1,179 @@
+"""What the figures are drawn from: a scaling_laws.json dict, and a workdir's runs and curves."""
+
+import dataclasses
+import glob
+import json
+import math
+import os
+from typing import Any, Optional
+
+from flopsfit import workdir as workdir_lib
+
+ANALYSIS_NAME = "scaling_laws.json"
+
+
+class PlotInputError(Exception):
+  """An unusable input file; the message names it, in one line."""
+
+
+class NothingToPlot(Exception):
+  """A figure has no data at all; the message says what is missing."""
+
+
+@dataclasses.dataclass
+class Inputs:
+  """Everything a figure may draw. Any part may be missing; `missing` says what and why."""
+  analysis: Optional[dict[str, Any]] = None
+  # Runs with a final loss: run_id, N, D, C, loss, budget (from the analysis if there is one,
+  # else from the workdir's result.json files).
+  runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  runs_from: str = ""  # "analysis" or "result.json"
+  results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # run_id -> result
+  curves: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)  # metrics rows
+  workdir: Optional[str] = None
+  analysis_path: Optional[str] = None
+  config: Optional[dict[str, Any]] = None  # the experiment config, as a plain dict
+  missing: list[str] = dataclasses.field(default_factory=list)
+
+  @property
+  def budgets(self) -> list[float]:
+    """Every IsoFLOP budget: the analysis's groups, else the runs' budget_flops."""
+    if self.analysis and self.analysis.get("budgets"):
+      return [b["budget"] for b in self.analysis["budgets"]]
+    return sorted({r["budget"] for r in self.runs if r.get("budget")})
+
+  @property
+  def params_convention(self) -> str:
+    options = (self.analysis or {}).get("options") or {}
+    return options.get("params_convention") or "non_embedding"
+
+  def section(self, name: str) -> Optional[dict[str, Any]]:
+    """An analysis section whose status is ok, else None."""
+    sec = (self.analysis or {}).get(name)
+    return sec if isinstance(sec, dict) and sec.get("status", "ok") == "ok" else None
+
+  def why_not(self, name: str) -> str:
+    """Why the analysis has no `name` section to draw."""
+    if self.analysis is None:
+      return f"no {ANALYSIS_NAME}"
+    sec = self.analysis.get(name)
+    if not isinstance(sec, dict):
+      return f"{name}: not in the analysis"
+    return f"{name} not fitted: {sec.get('message', sec.get('status'))}"
+
+
+def read_analysis(path: str) -> dict[str, Any]:
+  """A scaling_laws.json file, checked enough to plot; PlotInputError names the file."""
+  if not os.path.exists(path):
+    raise PlotInputError(f"{path}: no such file")
+  try:
+    with open(path) as f:
+      analysis = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise PlotInputError(f"{path}: not valid JSON ({e})") from None
+  check_analysis(analysis, path)
+  return analysis
+
+
+def check_analysis(analysis: Any, name: str = "analysis") -> None:
+  """Raises PlotInputError unless `analysis` looks like a version-1 scaling_laws.json dict."""
+  if not isinstance(analysis, dict):
+    raise PlotInputError(f"{name}: not a scaling_laws.json (a JSON object expected)")
+  if analysis.get("version") != 1:
+    raise PlotInputError(f"{name}: not a scaling_laws.json of version 1 (version = "
+                         f"{analysis.get('version')!r})")
+  for key in ("runs", "budgets", "conventions"):
+    if key not in analysis:
+      raise PlotInputError(f"{name}: not a scaling_laws.json (no {key!r} field)")
+
+
+def from_analysis(analysis: dict[str, Any], path: Optional[str] = None) -> Inputs:
+  """Inputs of an analysis alone (e.g. of external results): no training curves."""
+  check_analysis(analysis, path or "analysis")
+  inputs = Inputs(analysis=analysis, analysis_path=path)
+  inputs.runs, inputs.runs_from = _runs_of_analysis(analysis), "analysis"
+  return inputs
+
+
+def load_workdir(workdir: str, analysis: Optional[dict[str, Any]] = None,
+                 config: Optional[dict[str, Any]] = None) -> Inputs:
+  """A workdir's scaling_laws.json (unless `analysis` is given), result.json files and curves.
+
+  A missing file is noted in `missing`; an unreadable scaling_laws.json is a PlotInputError.
+  """
+  inputs = Inputs(workdir=workdir, config=config)
+  path = os.path.join(workdir, ANALYSIS_NAME)
+  if analysis is None and os.path.exists(path):
+    analysis = read_analysis(path)
+    inputs.analysis_path = path
+  elif analysis is not None:
+    check_analysis(analysis, path)
+    inputs.analysis_path = path
+  inputs.analysis = analysis
+  if analysis is None:
+    inputs.missing.append(f"{path}: not found, so no fits (run `python -m flopsfit.analyze`)")
+
+  run_dirs = sorted(glob.glob(os.path.join(workdir_lib.runs_dir(workdir), "*", "")))
+  if not run_dirs:
+    inputs.missing.append(f"{workdir_lib.runs_dir(workdir)}: no runs")
+  unfinished = []
+  for run_dir in run_dirs:
+    run_id = os.path.basename(os.path.normpath(run_dir))
+    result_path = os.path.join(run_dir, "result.json")
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(result_path):
+      try:
+        inputs.results[run_id] = workdir_lib.read_json(result_path)
+      except (OSError, ValueError):
+        inputs.missing.append(f"{result_path}: unreadable")
+    else:
+      unfinished.append(run_id)
+    if os.path.exists(metrics_path):
+      try:
+        rows = [r for r in workdir_lib.read_jsonl(metrics_path) if isinstance(r, dict)]
+      except (OSError, ValueError):
+        inputs.missing.append(f"{metrics_path}: unreadable")
+        rows = []
+      if rows:
+        inputs.curves[run_id] = rows
+  if unfinished:
+    inputs.missing.append(f"{len(unfinished)} run(s) without result.json (unfinished): "
+                          + ", ".join(unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""))
+  if run_dirs and not inputs.curves:
+    inputs.missing.append("no run has a metrics.jsonl with logged steps")
+
+  if inputs.analysis_path and os.path.exists(inputs.analysis_path) and run_dirs:
+    written = os.path.getmtime(inputs.analysis_path)
+    newer = [d for d in run_dirs if os.path.exists(os.path.join(d, "result.json")) and
+             os.path.getmtime(os.path.join(d, "result.json")) > written]
+    if newer:
+      inputs.missing.append(f"{inputs.analysis_path} is older than {len(newer)} result.json "
+                            "file(s): the fits leave those runs out (re-run analyze)")
+  if analysis is not None:
+    inputs.runs, inputs.runs_from = _runs_of_analysis(analysis), "analysis"
+  else:
+    inputs.runs, inputs.runs_from = _runs_of_results(inputs.results), "result.json"
+  return inputs
+
+
+def _runs_of_analysis(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+  return [r for r in analysis.get("runs") or [] if _positive(r.get("N"), r.get("loss"))]
+
+
+def _runs_of_results(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+  """Completed runs with a finite final loss: N non-embedding, C XLA-counted, D tokens."""
+  runs = []
+  for run_id, r in sorted(results.items()):
+    if not isinstance(r, dict) or r.get("status", "completed") != "completed":
+      continue
+    params, flops = r.get("params") or {}, r.get("flops") or {}
+    row = {"run_id": run_id, "N": params.get("non_embedding"), "D": r.get("tokens"),
+           "C": flops.get("xla"), "loss": r.get("final_eval_loss"),
+           "budget": r.get("budget_flops")}
+    if _positive(row["N"], row["loss"]):
+      runs.append(row)
+  return runs
+
+
+def _positive(*values: Any) -> bool:
+  return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values)

@@ -1,0 +1,102 @@
+"""Loss against compute: every run, Approach 1's envelope, and Approach 3's loss along the
+compute-optimal frontier with its band, approaching E."""
+
+import numpy as np
+
+from flopsfit.plotting import frontier, style
+from flopsfit.plotting.inputs import Inputs, NothingToPlot
+
+NAME = "loss_compute"
+TITLE = "Final loss against compute: every run and the compute-optimal frontier"
+FIGSIZE = style.SINGLE
+
+
+def draw(inputs: Inputs, colors: style.BudgetColors):
+  runs = [r for r in inputs.runs if r.get("C")]
+  if not runs:
+    raise NothingToPlot("no runs with a final loss and compute")
+  analysis = inputs.analysis or {}
+  fig, (ax,) = style.new_figure(FIGSIZE)
+  by_budget: dict = {}
+  for r in runs:
+    by_budget.setdefault(r.get("budget"), []).append(r)
+  for b, rs in sorted(by_budget.items(), key=lambda kv: kv[0] or 0):
+    ax.plot([r["C"] for r in rs], [r["loss"] for r in rs], "o", color=colors(b), markersize=5,
+            alpha=0.8, markeredgecolor="white", markeredgewidth=0.4, linestyle="none",
+            gid=style.gid("runs", b), zorder=3)
+  from matplotlib.lines import Line2D
+  handles = [Line2D([], [], marker="o", color=colors(inputs.budgets[-1] if inputs.budgets
+                                                     else None), linestyle="none")]
+  labels = ["runs (coloured by budget)"]
+
+  notes = []
+  a1 = inputs.section("approach1")
+  if a1 and a1.get("envelope"):
+    env = sorted(a1["envelope"], key=lambda e: e["C"])
+    line, = ax.plot([e["C"] for e in env], [e["loss"] for e in env], "s-",
+                    color=style.APPROACH_COLORS["approach1"], markersize=6, linewidth=1.0,
+                    markerfacecolor="none", markeredgewidth=1.4, gid="envelope", zorder=4)
+    handles.append(line)
+    labels.append("Approach 1: lower envelope (best run per budget)")
+  else:
+    notes.append(inputs.why_not("approach1"))
+
+  a3 = inputs.section("approach3")
+  cur = frontier.curve(analysis, "approach3", "loss") if a3 else None
+  ylim_values = [r["loss"] for r in runs]
+  if cur is not None:
+    color = style.APPROACH_COLORS["approach3"]
+    c_max = max(r["C"] for r in runs)
+    inside, beyond = frontier.split_at(c_max, cur)
+    if np.isfinite(cur["lo"]).any():
+      band = ax.fill_between(cur["C"], cur["lo"], cur["hi"], color=color,
+                             alpha=style.BAND_ALPHA, linewidth=0, gid="band-loss")
+    else:
+      band = None
+    solid, = ax.plot(inside["C"], inside["value"], "-", color=color, linewidth=2,
+                     gid="frontier-loss", zorder=5)
+    if beyond["C"].size:
+      ax.plot(beyond["C"], beyond["value"], "--", color=color, linewidth=2,
+              gid="extrapolation-loss")
+    e = (a3.get("params") or {}).get("E") or {}
+    handles.append(solid)
+    labels.append("Approach 3: loss at the compute-optimal (N, D)\n(dashed: extrapolated)")
+    if band is not None:
+      handles.append(band)
+      labels.append("its bootstrap interval")
+    if e.get("value") is not None:
+      eline = ax.axhline(e["value"], color=color, linestyle=":", linewidth=1.3, gid="E")
+      handles.append(eline)
+      labels.append(f"E = {style.estimate(e, '.3f')} (irreducible loss)")
+      ylim_values.append(e["value"])
+    pred = [(row["C"], row["approach3"]["loss"]["value"]) for row in
+            frontier.predicted_rows(analysis)
+            if ((row.get("approach3") or {}).get("loss") or {}).get("value")]
+    if pred:
+      mk, = ax.plot(*zip(*pred), "D", color=color, markerfacecolor="white", markersize=6,
+                    markeredgewidth=1.4, linestyle="none", gid="predictions-loss", zorder=5)
+      handles.append(mk)
+      labels.append("predicted loss at the prediction budgets")
+      ylim_values += [p[1] for p in pred]
+    ylim_values += list(cur["value"])
+  else:
+    notes.append(inputs.why_not("approach3"))
+
+  ax.set_xscale("log")
+  style.log_if_decades(ax, "y", ylim_values)
+  if ax.get_yscale() == "linear":
+    lo, hi = min(ylim_values), max(r["loss"] for r in runs)
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.set_ylim(lo - pad, hi + pad)
+  style.plain_log_ticks(ax, "y")
+  ax.set_xlabel(style.c_label(inputs.analysis))
+  ax.set_ylabel(style.LOSS_LABEL)
+  fig.suptitle(TITLE)
+  ax.grid(True, which="major", alpha=0.3)
+  ax.grid(True, which="minor", alpha=0.08)
+  ax.legend(handles, labels, loc="upper right", fontsize=8.5, framealpha=0.9)
+  if len(inputs.budgets) > 1:
+    fig.colorbar(colors.mappable(), ax=ax, label="IsoFLOP budget (FLOPs)", pad=0.01)
+  style.note(ax, [n for n in notes if inputs.analysis is not None] or
+             ([inputs.why_not("approach1")] if inputs.analysis is None else []))
+  return fig

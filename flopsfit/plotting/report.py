@@ -1,0 +1,194 @@
+"""report.md: the one page a person reads first, with the figures embedded."""
+
+import json
+import os
+from typing import Any, Optional, Sequence
+
+from flopsfit.plotting import style
+from flopsfit.plotting.inputs import Inputs
+
+NAME = "report.md"
+CAPTIONS = {
+    "isoflop": ("IsoFLOP curves", "Final loss against N, one colour per budget (dark: small C). "
+                "Lines: Approach 2's parabola in ln N per budget; stars: its minimum. Faded: "
+                "budgets left out of the power-law fit, with the reason in the legend."),
+    "frontier": ("Compute-optimal frontier", "N_opt and D_opt against C. Points: Approach 2's "
+                 "per-budget minima; lines: the Approach 2 and 3 laws with bootstrap bands, "
+                 "dashed beyond the largest run; diamonds: the prediction budgets."),
+    "loss_compute": ("Loss against compute", "Every run; Approach 1's lower envelope; "
+                     "Approach 3's loss along the compute-optimal frontier (band: bootstrap "
+                     "interval), tending to the irreducible loss E."),
+    "parametric": ("Parametric fit", "Contours of Approach 3's L(N, D) with the runs, each "
+                   "budget's IsoFLOP line and the efficient frontier."),
+    "training_curves": ("Training curves", "Train loss of every run against compute, coloured "
+                        "by N; dots: final eval loss."),
+    "residuals": ("Residuals", "Approach 3: ln predicted − ln observed loss, against C and N."),
+}
+_KNOWN_CONFIG = (  # (label, dotted path) shown on the report's config line when present
+    ("model", "model.factory"), ("dataset", "dataset.factory"), ("loss", "loss.factory"),
+    ("seq_len", "seq_len"), ("batch", "train.batch_size"), ("lr", "optim.learning_rate"),
+    ("schedule", "optim.schedule"))
+
+
+def write(inputs: Inputs, out_dir: str, figures: dict[str, str], missing: Sequence[str]) -> str:
+  """Writes `<out_dir>/report.md` (figures: name -> PNG path); returns its path."""
+  path = os.path.join(out_dir, NAME)
+  text = render(inputs, figures, missing)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+  return path
+
+
+def render(inputs: Inputs, figures: dict[str, str], missing: Sequence[str]) -> str:
+  a = inputs.analysis
+  where = inputs.workdir or (a or {}).get("source", {}).get("path") or inputs.analysis_path
+  lines = [f"# Scaling laws: `{where}`", ""]
+  lines += _setup(inputs)
+  if a is not None:
+    lines += _laws(a) + _holdout(a) + _predictions(a)
+  warnings = list((a or {}).get("warnings") or [])
+  if warnings:
+    lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
+  if missing:
+    lines += ["## Missing", ""] + [f"- {m}" for m in missing] + [""]
+  lines += ["## Figures", ""]
+  for name, png in figures.items():
+    title, caption = CAPTIONS.get(name, (name, ""))
+    lines += [f"### {title}", "", f"![{title}]({os.path.basename(png)})", "", caption, ""]
+  if not figures:
+    lines += ["No figure could be drawn (see Missing).", ""]
+  if inputs.config:
+    lines += ["<details><summary>Full config</summary>", "", "```json",
+              json.dumps(inputs.config, indent=1, sort_keys=True, default=str), "```", "",
+              "</details>", ""]
+  return "\n".join(lines)
+
+
+def _get(config: dict, dotted: str) -> Any:
+  for key in dotted.split("."):
+    if not isinstance(config, dict) or key not in config:
+      return None
+    config = config[key]
+  return config
+
+
+def _setup(inputs: Inputs) -> list[str]:
+  a = inputs.analysis
+  out = ["## Setup", ""]
+  if inputs.config:
+    known = [(label, _get(inputs.config, path)) for label, path in _KNOWN_CONFIG]
+    shown = ", ".join(f"{label} `{v}`" for label, v in known if v not in (None, ""))
+    if shown:
+      out.append(f"- **Config**: {shown} (full config at the end).")
+  if a is None:
+    out.append(f"- **Runs**: {len(inputs.runs)} with a final loss (from result.json); "
+               "no analysis yet.")
+    return out + [""]
+  src, conv = a.get("source") or {}, a.get("conventions") or {}
+  budgets = [b["budget"] for b in a.get("budgets") or []]
+  span = (f"{len(budgets)} IsoFLOP budgets, {style.sci(budgets[0])} to "
+          f"{style.sci(budgets[-1])} FLOPs" if budgets else "no budgets")
+  out.append(f"- **Runs**: {src.get('runs_used', len(a.get('runs') or []))} used, "
+             f"{src.get('runs_excluded', len(a.get('excluded_runs') or []))} excluded, of "
+             f"{src.get('runs_found', '?')} found in `{src.get('path', '?')}` "
+             f"({src.get('kind', '?')}); {span} (budgets from {src.get('budgets_from', '?')}).")
+  out.append(f"- **FLOP convention**: C = `{conv.get('flops')}`; N = `{conv.get('params')}` "
+             f"parameters; D = `{conv.get('data')}`.")
+  fm = a.get("flop_model")
+  if fm:
+    how = ("exactly 6·N·D: closed form" if fm.get("exact_6ND") else
+           f"fitted to the runs, max error {fm.get('max_rel_error') or 0:.2%}: numerical optimum")
+    out.append(f"- **FLOP model** for the frontier: C = {fm['kappa']:.4g}·N^{fm['exponent']:.4f}"
+               f"·D ({how}).")
+  boot, opts = a.get("bootstrap") or {}, a.get("options") or {}
+  if boot.get("samples"):
+    out.append(f"- **Intervals**: central {boot.get('interval', 0.95):.0%} of "
+               f"{boot['samples']} bootstrap resamples "
+               f"({'within budgets' if boot.get('by_budget') else 'over all runs'}); "
+               f"Approach 3 Huber δ = {opts.get('huber_delta', '?')}.")
+  else:
+    out.append("- **Intervals**: none (no bootstrap).")
+  return out + [""]
+
+
+def _laws(a: dict[str, Any]) -> list[str]:
+  out = ["## Fitted laws", "", "| approach | N_opt ∝ C^a: a | D_opt ∝ C^b: b | N_opt coefficient "
+         "| notes |", "|---|---|---|---|---|"]
+  for name in ("approach1", "approach2", "approach3"):
+    sec = a.get(name) or {}
+    label = style.APPROACH_LABELS[name]
+    if sec.get("status") != "ok":
+      out.append(f"| {label} | - | - | - | not fitted: {sec.get('message', 'missing')} |")
+      continue
+    note = ""
+    if name == "approach1":
+      note = f"envelope of {len(sec.get('envelope') or [])} runs"
+    elif name == "approach2":
+      budgets = sec.get("budgets") or []
+      note = f"{sum(bool(b.get('included')) for b in budgets)} of {len(budgets)} budgets used"
+    else:
+      note = f"frontier: {sec.get('frontier_method', '?')}"
+    out.append(f"| {label} | {style.estimate(sec['N_opt']['exponent'])} | "
+               f"{style.estimate(sec['D_opt']['exponent'])} | "
+               f"{style.sci_estimate(sec['N_opt']['coefficient'])} | {note} |")
+  sec = a.get("approach3") or {}
+  if sec.get("status") == "ok":
+    p = sec["params"]
+    out += ["", "Approach 3: **L(N, D) = E + A/N^α + B/D^β** with "
+            f"E = {style.estimate(p['E'], '.4g')}, A = {style.estimate(p['A'], '.4g')}, "
+            f"B = {style.estimate(p['B'], '.4g')}, α = {style.estimate(p['alpha'], '.4f')}, "
+            f"β = {style.estimate(p['beta'], '.4f')} (objective {sec.get('objective', 0):.4g}, "
+            f"{sec.get('starts_reaching_optimum', '?')} of "
+            f"{(sec.get('grid') or {}).get('starts', '?')} starts reach it)."]
+  return out + [""]
+
+
+def _pct(x: Optional[float]) -> str:
+  return "-" if x is None else f"{x:+.1%}"
+
+
+def _holdout(a: dict[str, Any]) -> list[str]:
+  h = a.get("holdout") or {}
+  out = ["## Held-out check", ""]
+  if h.get("status") != "ok":
+    return out + [f"Not run: {h.get('message', 'missing')}.", ""]
+  text = (f"Refitted without the largest budget ({style.sci(h.get('budget'))} FLOPs, "
+          f"{h.get('num_runs')} runs) on {h.get('fitted_on_runs')} runs.")
+  a3 = h.get("approach3") or {}
+  if a3.get("mean_abs_rel_error") is not None:
+    text += (f" Approach 3 predicts the held-out losses with mean |error| "
+             f"{a3['mean_abs_rel_error']:.2%} (max {a3['max_abs_rel_error']:.2%}); best loss "
+             f"predicted {a3.get('best_loss_predicted') or float('nan'):.4f}, observed "
+             f"{a3.get('best_loss_observed') or float('nan'):.4f}.")
+  elif a3.get("error"):
+    text += f" Approach 3: {a3['error']}."
+  errors = [f"{style.APPROACH_LABELS[n]} {_pct((h.get(n) or {}).get('N_opt_rel_error'))} / "
+            f"{_pct((h.get(n) or {}).get('D_opt_rel_error'))}"
+            for n in ("approach1", "approach2", "approach3")
+            if (h.get(n) or {}).get("N_opt_rel_error") is not None]
+  if errors:
+    text += (" Predicted vs observed N_opt / D_opt of that budget (its parabola minimum): "
+             + "; ".join(errors) + ".")
+  return out + [text, ""]
+
+
+def _predictions(a: dict[str, Any]) -> list[str]:
+  rows = a.get("predictions") or []
+  if not rows:
+    return []
+  out = ["## Predictions", "", "Compute-optimal N, D and loss (95% interval in brackets); "
+         "\\* = extrapolation beyond the runs.", "",
+         "| C (FLOPs) | approach | N_opt | D_opt | D/N | loss |", "|---|---|---|---|---|---|"]
+  for row in rows:
+    mark = "\\*" if row.get("extrapolation") else ""
+    for name in ("approach3", "approach2"):
+      r = row.get(name)
+      if not r:
+        continue
+      out.append(f"| {style.sci(row['C'])}{mark} | {name[-1]} | {style.sci_estimate(r.get('N_opt'))}"
+                 f" | {style.sci_estimate(r.get('D_opt'))} | "
+                 f"{style.estimate(r.get('D_per_N'), '.3g')} | "
+                 f"{style.estimate(r.get('loss'), '.4f') if r.get('loss') else '-'} |")
+  return out + ["", "Approach 1's predictions are in scaling_laws.json.", ""]
