@@ -42,7 +42,7 @@ def curve(analysis: dict[str, Any], approach: str, quantity: str
   keep = np.isfinite(c) & np.isfinite(value) & (value > 0)
   order = np.argsort(c[keep], kind="stable")
   c, value, lo, hi = (a[keep][order] for a in (c, value, lo, hi))
-  _, first = np.unique(c, return_index=True)
+  first = np.concatenate([[True], np.diff(np.log(c)) > 1e-9]) if c.size else c.astype(bool)
   return {"C": c[first], "value": value[first], "lo": lo[first], "hi": hi[first]}
 
 

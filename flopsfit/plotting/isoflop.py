@@ -54,7 +54,7 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   if not any(g["points"] for g in groups):
     raise NothingToPlot("no runs with a final loss")
   fig, (ax,) = style.new_figure(FIGSIZE)
-  fitted = any(g["fit"] for g in groups)
+  fitted = any(_drawable(g["fit"]) for g in groups)
   many = len(groups) > _MAX_LEGEND_BUDGETS
   left_out_reasons: dict[str, int] = {}
   for g in groups:
@@ -72,7 +72,7 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
             markersize=5.5, markeredgecolor="white", markeredgewidth=0.5, label=label,
             gid=style.gid("points", b), zorder=3)
     fit = g["fit"]
-    if fit and fit.get("coefficients") and fit.get("range"):
+    if _drawable(fit):
       n, loss = parabola(fit)
       ax.plot(n, loss, "-", color=color, alpha=alpha, linewidth=1.6, gid=style.gid("fit", b),
               zorder=2)
@@ -115,9 +115,15 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
               frameon=False)
   notes = []
   if not fitted:
-    notes.append(f"no fits: {inputs.why_not('approach2')}")
+    notes.append(f"no parabolas: {inputs.why_not('approach2')}")
+  elif inputs.section("approach2") is None:
+    notes.append(inputs.why_not("approach2"))
   style.note(ax, notes)
   return fig
+
+
+def _drawable(fit: Optional[dict[str, Any]]) -> bool:
+  return bool(fit and fit.get("coefficients") and fit.get("range"))
 
 
 def _top_ylim(ax, groups) -> None:

@@ -30,6 +30,14 @@ _KNOWN_CONFIG = (  # (label, dotted path) shown on the report's config line when
     ("schedule", "optim.schedule"))
 
 
+_FLOPS_MEANING = {
+    "xla": " (FLOPs of the compiled train step from XLA's cost analysis, times the steps run)",
+    "6ND_total": " (6·N·D with N all parameters)",
+    "6ND_non_embedding": " (6·N·D with N the non-embedding parameters)",
+    "attention_inclusive": " (6·N·D plus the attention FLOPs, Chinchilla App. F style)",
+}
+
+
 def write(inputs: Inputs, out_dir: str, figures: dict[str, str], missing: Sequence[str]) -> str:
   """Writes `<out_dir>/report.md` (figures: name -> PNG path); returns its path."""
   path = os.path.join(out_dir, NAME)
@@ -94,7 +102,8 @@ def _setup(inputs: Inputs) -> list[str]:
              f"{src.get('runs_excluded', len(a.get('excluded_runs') or []))} excluded, of "
              f"{src.get('runs_found', '?')} found in `{src.get('path', '?')}` "
              f"({src.get('kind', '?')}); {span} (budgets from {src.get('budgets_from', '?')}).")
-  out.append(f"- **FLOP convention**: C = `{conv.get('flops')}`; N = `{conv.get('params')}` "
+  out.append(f"- **FLOP convention**: C = `{conv.get('flops')}`"
+             f"{_FLOPS_MEANING.get(conv.get('flops'), '')}; N = `{conv.get('params')}` "
              f"parameters; D = `{conv.get('data')}`.")
   fm = a.get("flop_model")
   if fm:
@@ -175,20 +184,26 @@ def _holdout(a: dict[str, Any]) -> list[str]:
 
 
 def _predictions(a: dict[str, Any]) -> list[str]:
+  """One row per budget: the primary approach's N, D, D/N and loss, and Approach 2's N_opt."""
   rows = a.get("predictions") or []
-  if not rows:
+  names = [n for n in ("approach3", "approach2", "approach1") if any(n in r for r in rows)]
+  if not names:
     return []
-  out = ["## Predictions", "", "Compute-optimal N, D and loss (95% interval in brackets); "
-         "\\* = extrapolation beyond the runs.", "",
-         "| C (FLOPs) | approach | N_opt | D_opt | D/N | loss |", "|---|---|---|---|---|---|"]
+  primary = names[0]
+  second = "approach2" if primary == "approach3" and "approach2" in names else None
+  label = style.APPROACH_LABELS[primary]
+  head = f"| C (FLOPs) | N_opt | D_opt | D/N | loss |" + (" N_opt, Approach 2 |" if second else "")
+  out = ["## Predictions", "", f"Compute-optimal N, D and loss from {label} (95% interval in "
+         "brackets); \\* = extrapolation beyond the runs. Approach 1's and the rest of "
+         "Approach 2's are in scaling_laws.json.", "", head,
+         "|---" * (6 if second else 5) + "|"]
   for row in rows:
     mark = "\\*" if row.get("extrapolation") else ""
-    for name in ("approach3", "approach2"):
-      r = row.get(name)
-      if not r:
-        continue
-      out.append(f"| {style.sci(row['C'])}{mark} | {name[-1]} | {style.sci_estimate(r.get('N_opt'))}"
-                 f" | {style.sci_estimate(r.get('D_opt'))} | "
-                 f"{style.estimate(r.get('D_per_N'), '.3g')} | "
-                 f"{style.estimate(r.get('loss'), '.4f') if r.get('loss') else '-'} |")
-  return out + ["", "Approach 1's predictions are in scaling_laws.json.", ""]
+    r = row.get(primary) or {}
+    cells = [f"{style.sci(row['C'])}{mark}", style.sci_estimate(r.get("N_opt")),
+             style.sci_estimate(r.get("D_opt")), style.estimate(r.get("D_per_N"), ".3g"),
+             style.estimate(r.get("loss"), ".4f") if r.get("loss") else "-"]
+    if second:
+      cells.append(style.sci_estimate((row.get(second) or {}).get("N_opt")))
+    out.append("| " + " | ".join(cells) + " |")
+  return out + [""]

@@ -128,8 +128,10 @@ def sci_estimate(e: Optional[dict], digits: int = 3) -> str:
 def note(ax, lines: Sequence[str]) -> None:
   """Grey text in the axes' lower left: what this panel could not show, and why."""
   if lines:
-    ax.text(0.01, 0.01, "\n".join(lines), transform=ax.transAxes, fontsize=8.5, color="0.3",
-            va="bottom", ha="left", wrap=True, gid="note",
+    import textwrap
+    text = "\n".join(textwrap.fill(line, 70) for line in lines)
+    ax.text(0.01, 0.01, text, transform=ax.transAxes, fontsize=8.5, color="0.3",
+            va="bottom", ha="left", gid="note",
             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8", alpha=0.9))
 
 

@@ -47,7 +47,7 @@ def draw(inputs: Inputs, colors: style.BudgetColors, x: str = "flops"):
     n = sizes[run_id]
     unknown += n is None
     ax.plot(xs, ys, "-", color=color_of(n), linewidth=1.1, alpha=0.85,
-            gid=style.gid(f"curve-{run_id}"))
+            gid=f"curve:{run_id}")
     all_y += ys
     result = inputs.results.get(run_id) or {}
     end_x = result.get("tokens") if x == "tokens" else (result.get("flops") or {}).get("xla")
