@@ -96,7 +96,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.sweep.budget_range = ml_collections.ConfigDict(dict(low=0.0, high=0.0, count=0))
   config.sweep.shapes_per_budget = 7
   config.sweep.decades = 1.5  # span of N around the expected optimum
-  config.sweep.tokens_per_param = 300.0  # prior D/N at the optimum (tiny models here: 100-450)
+  config.sweep.tokens_per_param = 150.0  # prior D/N at the optimum (measured here: 60-230)
   config.sweep.shapes = ()  # explicit shape dicts instead of the size rule
   config.sweep.seeds = (0,)
   config.sweep.min_steps = 500
@@ -115,8 +115,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.tokens = 2**17  # held-out tokens scored at the end of every run
   config.eval.batch_size = 256
 
-  if options.get("quick"):
+  if options.get("quick"):  # a complete sweep in about a minute, for smoke tests
     config.workdir = "workdirs/gpt-quick"
+    config.sweep.budgets = (3e10, 1e11)
+    config.sweep.shapes_per_budget = 4
+    config.sweep.decades = 1.0
+    config.sweep.min_steps = 200
+    config.sweep.probe = False
+    config.eval.tokens = 2**14
     config.train.budget_flops = 3e10
-    config.eval.tokens = 2**15
   return config

@@ -60,6 +60,7 @@ def run_sweep(config, run_ids=None, shard_index: int = 0, num_shards: int = 1,
   rows = []
   for run in select_runs(plan, run_ids, shard_index, num_shards):
     done = finished_result(config.workdir, run["run_id"])
+    action = "skipped" if done else "trained"
     if done is None:
       start = time.perf_counter()
       try:
@@ -69,7 +70,7 @@ def run_sweep(config, run_ids=None, shard_index: int = 0, num_shards: int = 1,
       except Exception as e:  # this run failed; record it and go on
         logging.error("%s failed:\n%s", run["run_id"], traceback.format_exc())
         done = _failed_result(config, run, e, time.perf_counter() - start)
-    rows.append(_summary_row(run, done))
+    rows.append({**_summary_row(run, done), "action": action})
   return rows
 
 
@@ -92,10 +93,12 @@ def _summary_row(run: dict, result: dict) -> dict:
 
 
 def format_summary(rows: list[dict]) -> str:
-  header = f"{'run':<28} {'N':>9} {'D':>10} {'budget':>8} {'spent':>10} {'eval loss':>9} {'status':>9} {'wall':>7}"
+  header = (f"{'run':<28} {'N':>9} {'D':>10} {'budget':>8} {'spent':>10} {'eval loss':>9} "
+            f"{'status':>9} {'wall':>7} {'this call':>9}")
   lines = [header, "-" * len(header)]
   for r in rows:
     loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
     lines.append(f"{r['run_id']:<28} {r['N']:>9,} {r['D']:>10.3g} {r['budget']:>8.2g} "
-                 f"{r['spent']:>10.4g} {loss:>9} {r['status']:>9} {r['seconds']:>6.0f}s")
+                 f"{r['spent']:>10.4g} {loss:>9} {r['status']:>9} {r['seconds']:>6.0f}s "
+                 f"{r.get('action', ''):>9}")
   return "\n".join(lines)

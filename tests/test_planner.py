@@ -1,0 +1,146 @@
+"""Planning: exact budgets, determinism, dropped candidates, one sweep per workdir, shards."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flopsfit import hparams, planner, sweep, workdir as workdir_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def sweep_config(gpt_config):
+  config = gpt_config
+  config.sweep.budgets = (1e9, 3e9)
+  config.sweep.shapes_per_budget = 4
+  config.sweep.decades = 1.0
+  config.sweep.tokens_per_param = 100.0
+  config.sweep.min_steps = 20
+  config.sweep.probe = False
+  config.hparams.kwargs.batch_size = 16
+  return config
+
+
+def test_plan_is_deterministic_and_spends_each_budget(sweep_config):
+  first = planner.load_or_plan(sweep_config, probe=False)
+  text = open(os.path.join(sweep_config.workdir, "sweep.json")).read()
+  second = planner.load_or_plan(sweep_config, probe=False)
+  assert open(os.path.join(sweep_config.workdir, "sweep.json")).read() == text
+  assert first == second
+  budgets = sorted({r["budget_flops"] for r in first["runs"]})
+  assert budgets == [1e9, 3e9]
+  for run in first["runs"]:
+    assert run["steps"] == int(run["budget_flops"] // run["flops_per_step"])
+    assert 0.99 * run["budget_flops"] <= run["spent_flops"] <= run["budget_flops"]
+    assert run["steps"] >= 20
+    assert run["learning_rate"] == min(1e-2, 0.2 / run["shape"]["d_model"])
+  for budget in budgets:
+    sizes = [r["params"]["non_embedding"] for r in first["runs"] if r["budget_flops"] == budget]
+    dropped = [d for d in first["dropped"] if d["budget_flops"] == budget]
+    assert len(sizes) + len(dropped) == 4 and len(set(sizes)) == len(sizes)
+
+
+def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
+  sweep_config.sweep.min_steps = 150
+  plan = planner.plan_sweep(sweep_config, probe=False)
+  reasons = {d["run_id"]: d["reason"] for d in plan["dropped"]}
+  assert reasons and all("too few steps" in r and "< sweep.min_steps=150" in r for r in reasons.values())
+  assert all(r["steps"] >= 150 for r in plan["runs"])
+  sweep_config.sweep.min_steps = 20
+  sweep_config.sweep.memory_fraction = 1e-9
+  with pytest.raises(planner.PlanError, match="every candidate run was dropped: needs"):
+    planner.plan_sweep(sweep_config, probe=False)
+
+
+def test_finite_dataset_limits_tokens(sweep_config, tmp_path):
+  (tmp_path / "text.txt").write_text("a small corpus of words. " * 2000)
+  sweep_config.dataset.factory = "flopsfit.data.text_files:TextFiles"
+  sweep_config.dataset.kwargs = {"paths": str(tmp_path / "text.txt"), "seq_len": 32,
+                                 "chunk_bytes": 1024}
+  sweep_config.vocab_size = 256
+  sweep_config.eval.tokens = 512
+  plan = planner.plan_sweep(sweep_config, probe=False)
+  assert any("the train split offers" in d["reason"] for d in plan["dropped"])
+  assert all(r["tokens"] <= 50_000 for r in plan["runs"])
+
+
+def test_a_workdir_holds_one_sweep(sweep_config):
+  plan = planner.load_or_plan(sweep_config, probe=False)
+  first = plan["runs"][0]["run_id"]
+  rows = sweep.run_sweep(sweep_config, run_ids=[first])
+  assert [r["action"] for r in rows] == ["trained"]
+  assert sweep.run_sweep(sweep_config, run_ids=[first])[0]["action"] == "skipped"
+  sweep_config.optim.weight_decay = 0.0
+  with pytest.raises(planner.PlanError, match=r"results of a different sweep \(differs in optim.weight_decay\)"):
+    planner.load_or_plan(sweep_config, probe=False)
+  with pytest.raises(planner.PlanError, match="planned from a different config"):
+    sweep.run_sweep(sweep_config)
+  planner.load_or_plan(sweep_config, force=True, probe=False)
+  archived = os.listdir(os.path.join(sweep_config.workdir, "archive"))
+  assert len(archived) == 1
+  assert os.path.exists(os.path.join(sweep_config.workdir, "archive", archived[0], "runs", first,
+                                     "result.json"))
+  assert not os.path.exists(os.path.join(sweep_config.workdir, "runs"))
+
+
+def test_second_round_centres_on_the_earlier_analysis(sweep_config):
+  centre, source = planner.optimum_centre(sweep_config, 1e12)
+  assert source.startswith("prior") and centre == pytest.approx((1e12 / 600) ** 0.5)
+  os.makedirs(sweep_config.workdir)
+  workdir_lib.write_json_atomic(os.path.join(sweep_config.workdir, "scaling_laws.json"), {
+      "approach3": {"status": "ok", "N_opt": {"coefficient": {"value": 2.0},
+                                              "exponent": {"value": 0.5}}}})
+  centre, source = planner.optimum_centre(sweep_config, 1e12)
+  assert source == "scaling_laws.json approach3" and centre == pytest.approx(2e6)
+
+
+def test_batch_rule_is_fixed_within_a_budget_and_grows_across():
+  rule = hparams.width_scaled_adamw(batch_size=32, batch_budget_exponent=0.5, reference_budget=1e12)
+  assert rule({"d_model": 16}, 1e12) == rule({"d_model": 64}, 1e12) | {"learning_rate": 0.2 / 64}
+  assert rule({"d_model": 64}, 1e14)["batch_size"] == 256
+  with pytest.raises(ValueError, match="width_field"):
+    rule({"width": 3}, 1e12)
+
+
+def test_two_processes_split_a_sweep_and_train_each_run_once(sweep_config, tmp_path):
+  """Two shard processes started together on one workdir: every run trained exactly once."""
+  config_path = tmp_path / "config.py"
+  config_path.write_text(
+      "import importlib.util, os\n"
+      f"spec = importlib.util.spec_from_file_location('g', {os.path.join(ROOT, 'configs', 'gpt.py')!r})\n"
+      "g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)\n"
+      "def get_config():\n"
+      "  c = g.get_config('size=tiny')\n"
+      f"  c.update_from_flattened_dict({_flat(sweep_config)!r})\n"
+      "  return c\n")
+  planner.load_or_plan(sweep_config, probe=False)
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  procs = [subprocess.Popen([sys.executable, "-m", "flopsfit.train", f"--config={config_path}",
+                             f"--shard_index={i}", "--num_shards=2"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  outputs = [p.communicate(timeout=600) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+  trained = [{line.split()[0] for line in out.splitlines() if line.endswith(" trained")}
+             for out, _ in outputs]
+  plan = json.load(open(os.path.join(sweep_config.workdir, "sweep.json")))
+  assert not trained[0] & trained[1]
+  assert trained[0] | trained[1] == {r["run_id"] for r in plan["runs"]}
+  rows = sweep.run_sweep(sweep_config)
+  assert {r["action"] for r in rows} == {"skipped"} and {r["status"] for r in rows} == {"completed"}
+
+
+def _flat(config) -> dict:
+  out = {}
+  def walk(node, prefix):
+    for k, v in node.items():
+      if hasattr(v, "items"):
+        walk(v, f"{prefix}{k}.")
+      else:
+        out[f"{prefix}{k}"] = v
+  walk(config.to_dict(), "")
+  return out
