@@ -133,7 +133,8 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
     ax.set_yscale("log")
     ax.set_xlabel(style.c_label(analysis))
     ax.set_ylabel(style.n_label(analysis) if symbol == "N" else style.d_label(analysis))
-    ax.set_title(f"${quantity[0]}_{{\\rm opt}}$: compute-optimal {'model size' if symbol == 'N' else 'data'}")
+    what = "model size" if symbol == "N" else "data"
+    ax.set_title(f"${quantity[0]}_{{\\rm opt}}$: compute-optimal {what}")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.08)
     _legend(ax, has_points, bool(c_max), bool(predicted_rows(analysis)),

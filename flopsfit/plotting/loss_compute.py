@@ -82,6 +82,14 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   else:
     notes.append(inputs.why_not("approach3"))
 
+  floors = sorted({r.get("loss_floor") for r in inputs.results.values()
+                   if isinstance(r, dict) and isinstance(r.get("loss_floor"), (int, float))})
+  if len(floors) == 1:  # The dataset knows its own entropy: the loss no model can beat.
+    floor = ax.axhline(floors[0], color="0.35", linestyle="-.", linewidth=1.1, gid="loss-floor")
+    handles.append(floor)
+    labels.append(f"the data's loss floor, {floors[0]:.3f} (result.json loss_floor)")
+    ylim_values.append(floors[0])
+
   ax.set_xscale("log")
   style.log_if_decades(ax, "y", ylim_values)
   if ax.get_yscale() == "linear":

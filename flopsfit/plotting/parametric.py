@@ -108,7 +108,8 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
               gid="frontier-extrapolation", zorder=5)
     handles.append(line)
     a = style.estimate((a3.get("params") or {}).get("a"), ".3f")
-    labels.append(f"compute-optimal frontier, dashed past the\nlargest run ($N_{{\\rm opt}} \\propto C^a$, a = {a})")
+    labels.append("compute-optimal frontier, dashed past the\nlargest run "
+                  f"($N_{{\\rm opt}} \\propto C^a$, a = {a})")
   ax.set_xscale("log")
   ax.set_yscale("log")
   ax.set_xlim(n_grid[0], n_grid[-1])
@@ -116,8 +117,9 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   ax.set_xlabel(style.n_label(analysis))
   ax.set_ylabel(style.d_label(analysis))
   p = a3["params"]
-  ax.set_title(f"L(N, D) = {p['E']['value']:.3g} + {p['A']['value']:.4g}/N^{p['alpha']['value']:.3f}"
-               f" + {p['B']['value']:.4g}/D^{p['beta']['value']:.3f}", fontsize=11)
+  ax.set_title(f"L(N, D) = {p['E']['value']:.3g} + {p['A']['value']:.4g}/N^"
+               f"{p['alpha']['value']:.3f} + {p['B']['value']:.4g}/D^{p['beta']['value']:.3f}",
+               fontsize=11)
   fig.suptitle(TITLE)
   ax.legend(handles, labels, loc="lower left", fontsize=8.5, framealpha=0.9)
   return fig

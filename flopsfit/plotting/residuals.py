@@ -46,7 +46,7 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
     limit = 1.1 * max(float(np.max(np.abs(values))), delta or 0.0, 1e-6)
     ax.set_ylim(-limit, limit)
     from matplotlib.ticker import PercentFormatter
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if limit < 0.1 else 0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
   from matplotlib.lines import Line2D
   handles, labels = axes[0].get_legend_handles_labels()
   handles.append(Line2D([], [], marker="o", color="0.5", linestyle="none"))

@@ -142,15 +142,6 @@ def log_if_decades(ax, axis: str, values: Sequence[float], decades: float = 1.0)
     getattr(ax, f"set_{axis}scale")("log")
 
 
-def legend_outside(fig, ax, **kwargs):
-  """The axes' legend to the right of the plot, or nothing if it has no labelled artists."""
-  handles, labels = ax.get_legend_handles_labels()
-  if handles:
-    return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                     borderaxespad=0.0, frameon=False, **kwargs)
-  return None
-
-
 _FLOPS_LABELS = {
     "xla": "XLA-measured",
     "6ND_total": "6·N·D, N total",
@@ -169,7 +160,7 @@ def c_label(analysis: Optional[dict]) -> str:
   return f"C: compute (FLOPs, {_FLOPS_LABELS.get(conv, conv)})"
 
 
-def n_label(analysis: Optional[dict], short: bool = False) -> str:
+def n_label(analysis: Optional[dict]) -> str:
   conv = _conventions(analysis).get("params", "non_embedding")
   return f"N: parameters ({_PARAMS_LABELS.get(conv, conv)})"
 

@@ -14,6 +14,7 @@ LAW = synthetic.UNEQUAL
 BUDGETS = (1e17, 3e17, 1e18, 3e18, 1e19)
 SKEWED_BUDGET = 2e17  # every size is above the optimum: lowest loss at the edge, left out
 LOG_STEPS = 12
+LOSS_FLOOR = 1.75  # the data's entropy, as the synthetic language reports it
 
 
 def runs(seed: int = 0) -> dict[str, np.ndarray]:
@@ -32,6 +33,8 @@ def write_workdir(workdir: str, seed: int = 0) -> list[str]:
   ids = synthetic.write_workdir(workdir, r)
   for i, run_id in enumerate(ids):
     write_metrics(workdir, run_id, float(r["N"][i]), float(r["D"][i]))
+    path = os.path.join(workdir_lib.run_dir(workdir, run_id), "result.json")
+    workdir_lib.write_json_atomic(path, dict(workdir_lib.read_json(path), loss_floor=LOSS_FLOOR))
   # Unfinished: metrics only, the last line cut mid-write.
   write_metrics(workdir, "unfinished-s0", 5e7, 4e8, steps=LOG_STEPS // 2, truncate=True)
   # Diverged: a result with that status and a curve that blows up.

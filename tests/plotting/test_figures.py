@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flopsfit import plotting
-from flopsfit.plotting import frontier, isoflop, parametric, style
+from flopsfit.plotting import frontier, parametric, style
 
 from . import fixtures
 from .helpers import artists, legend_text, one, png_size, rgba, xy
@@ -140,6 +140,7 @@ def test_loss_compute_runs_envelope_frontier_and_E(plotted, analysis):
   np.testing.assert_allclose(y[at], values[grid < c_max])
   x, y = xy(one(fig, "extrapolation-loss"))
   np.testing.assert_allclose(y[-1], values[-1])
+  assert xy(one(fig, "loss-floor"))[1][0] == fixtures.LOSS_FLOOR
   x, y = xy(one(fig, "E"))
   assert y[0] == analysis["approach3"]["params"]["E"]["value"]
   assert y[0] < min(r["loss"] for r in analysis["runs"])
