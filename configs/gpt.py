@@ -115,6 +115,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.eval.tokens = 2**17  # held-out tokens scored at the end of every run
   config.eval.batch_size = 256
 
+  config.analysis = ml_collections.ConfigDict()  # see README "Fitting scaling laws"
+  config.analysis.flops_convention = "xla"  # xla | 6ND_total | 6ND_non_embedding | attention_inclusive
+  config.analysis.params_convention = "non_embedding"  # or total
+  config.analysis.huber_delta = 1e-3
+  config.analysis.bootstrap_samples = 1000
+
   if options.get("quick"):  # a complete sweep in about a minute, for smoke tests
     config.workdir = "workdirs/gpt-quick"
     config.sweep.budgets = (3e10, 1e11)

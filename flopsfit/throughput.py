@@ -1,5 +1,6 @@
 """Peak FLOP/s for MFU: measured with a large matmul on CPU, from a table on accelerators."""
 
+import functools
 import time
 
 import jax
@@ -18,6 +19,7 @@ PEAK_FLOPS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def measured_matmul_peak(mesh, dtype=jnp.float32, size: int = 1024, repeats: int = 5) -> float:
   """FLOP/s of the whole mesh: the best of `repeats` runs of one square matmul per device,
   all devices at once (forced CPU devices share one processor, so they are timed together)."""
@@ -39,7 +41,7 @@ def peak_flops(mesh, compute_dtype: str, per_device_override: float = 0.0) -> tu
     return per_device_override * mesh.size, "config train.peak_flops"
   device = mesh.devices.flat[0]
   if device.platform == "cpu":
-    return measured_matmul_peak(mesh, jnp.dtype(compute_dtype)), "measured matmul"
+    return measured_matmul_peak(mesh, jnp.dtype(compute_dtype)), "measured matmul (once per process)"
   for name, peaks in PEAK_FLOPS.items():
     if name.lower() in device.device_kind.lower() and compute_dtype in peaks:
       return peaks[compute_dtype] * mesh.size, f"table ({name}, {compute_dtype})"

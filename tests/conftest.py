@@ -35,3 +35,26 @@ def gpt_config(tmp_path):
   config.optim.learning_rate = 1e-2
   config.train.steps_per_call = 5
   return config
+
+
+def write_config_file(path, config) -> str:
+  """A config file whose get_config() returns `config`: for tests that run the binaries."""
+  flat = {}
+  def walk(node, prefix):
+    for key, value in node.items():
+      if hasattr(value, "items"):
+        walk(value, f"{prefix}{key}.")
+      else:
+        flat[f"{prefix}{key}"] = value
+  walk(config.to_dict(), "")
+  gpt = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "gpt.py")
+  path.write_text(
+      "import importlib.util\n"
+      f"spec = importlib.util.spec_from_file_location('gpt', {gpt!r})\n"
+      "gpt = importlib.util.module_from_spec(spec)\n"
+      "spec.loader.exec_module(gpt)\n\n\n"
+      "def get_config():\n"
+      "  config = gpt.get_config('size=tiny')\n"
+      f"  config.update_from_flattened_dict({flat!r})\n"
+      "  return config\n")
+  return str(path)
