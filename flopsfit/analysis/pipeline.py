@@ -1,4 +1,4 @@
-"""The whole analysis: runs in, the scaling_laws.json dict out (see DOCS_DRAFT.md for fields)."""
+"""The whole analysis: runs in, the scaling_laws.json dict out (WORKSPACE.md documents its fields)."""
 
 import os
 from typing import Any, Optional
