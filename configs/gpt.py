@@ -79,6 +79,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.devices = 0  # devices per process in the data mesh; 0: all
   config.train.peak_flops = 0.0  # per device; 0: measured on CPU, device table on GPU/TPU
 
+  config.checkpoint = ml_collections.ConfigDict()  # runs/<id>/checkpoints/
+  config.checkpoint.every_seconds = 60.0  # 0: never by time
+  config.checkpoint.every_steps = 0  # 0: never by step count
+  config.checkpoint.keep = 2  # the newest checkpoints kept while the run trains
+  config.checkpoint.on_finish = "delete"  # once result.json is written: delete | keep_last | keep_all
+
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 6e-3
   config.optim.schedule = "cosine"  # or "wsd"

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from flopsfit import identity as identity_lib
 from flopsfit import params as params_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import run_ids
@@ -20,28 +21,10 @@ from flopsfit import train_step
 from flopsfit import workdir as workdir_lib
 
 SWEEP_VERSION = 1
-# Fields that change how or where runs execute, not what they compute: a workdir planned with
-# one value may be trained with another.
-EXECUTION_FIELDS = ("workdir", "run", "compilation_cache_dir", "train.log_every",
-                    "train.devices", "train.peak_flops", "train.steps_per_call", "analysis",
-                    "sweep.probe")
 
 
 class PlanError(ValueError):
   """The sweep cannot be planned as configured; the message names the field or file."""
-
-
-def sweep_identity(config) -> dict:
-  """The config without execution-only fields: two configs with equal identities plan and
-  train the same sweep."""
-  identity = config.to_dict()
-  for field in EXECUTION_FIELDS:
-    *parents, leaf = field.split(".")
-    node = identity
-    for p in parents:
-      node = node.get(p, {})
-    node.pop(leaf, None)
-  return identity
 
 
 def budgets_of(sweep) -> list[float]:
@@ -183,7 +166,7 @@ def plan_sweep(config, probe: bool = True) -> dict:
   if not runs:
     raise PlanError("config.sweep: every candidate run was dropped: " +
                     "; ".join(sorted({d["reason"].split(" (")[0] for d in dropped})))
-  plan = {"version": SWEEP_VERSION, "identity": sweep_identity(config), "centres": centres,
+  plan = {"version": SWEEP_VERSION, "identity": identity_lib.identity(config), "centres": centres,
           "runs": runs, "dropped": dropped}
   if probe:
     plan["estimate"] = estimate_times(config, plugins, runs, example)
@@ -293,11 +276,11 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
   runs_dir = workdir_lib.runs_dir(config.workdir)
   if os.path.exists(path):
     old = workdir_lib.read_json(path)
-    if old.get("identity") != _normalise(sweep_identity(config)):
+    if old.get("identity") != identity_lib.identity(config):
       has_results = os.path.isdir(runs_dir) and any(
           os.path.exists(os.path.join(runs_dir, r, "result.json")) for r in os.listdir(runs_dir))
       if has_results and not force:
-        diff = _differences(old.get("identity", {}), _normalise(sweep_identity(config)))
+        diff = identity_lib.differences(old.get("identity", {}), identity_lib.identity(config))
         raise PlanError(f"{path}: this workdir holds results of a different sweep (differs in "
                         f"{', '.join(diff[:5]) or 'version'}); use a new config.workdir or --force "
                         "(moves the old sweep to archive/)")
@@ -316,15 +299,6 @@ def _normalise(obj):
   """JSON round trip: tuples become lists, so stored and fresh identities compare equal."""
   import json
   return json.loads(json.dumps(obj))
-
-
-def _differences(a, b, prefix="") -> list[str]:
-  if isinstance(a, dict) and isinstance(b, dict):
-    out = []
-    for k in sorted(set(a) | set(b)):
-      out += _differences(a.get(k), b.get(k), f"{prefix}{k}.")
-    return out
-  return [] if a == b else [prefix.rstrip(".")]
 
 
 def _archive(workdir: str) -> None:

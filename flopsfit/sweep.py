@@ -10,6 +10,8 @@ import traceback
 
 from absl import logging
 
+from flopsfit import checkpoints
+from flopsfit import identity as identity_lib
 from flopsfit import planner
 from flopsfit import plugins as plugins_lib
 from flopsfit import trainer
@@ -51,7 +53,7 @@ def run_sweep(config, run_ids=None, shard_index: int = 0, num_shards: int = 1,
   path = os.path.join(config.workdir, "sweep.json")
   if os.path.exists(path) and not force_plan:
     plan = workdir_lib.read_json(path)
-    if plan.get("identity") != planner._normalise(planner.sweep_identity(config)):
+    if plan.get("identity") != identity_lib.identity(config):
       raise planner.PlanError(f"{path}: planned from a different config; re-plan with "
                               "`python -m flopsfit.plan --force` or use a new config.workdir")
   else:
@@ -65,8 +67,9 @@ def run_sweep(config, run_ids=None, shard_index: int = 0, num_shards: int = 1,
       start = time.perf_counter()
       try:
         done = trainer.train_run(planner.run_config(config, run))
-      except (plugins_lib.PluginError, trainer.ConfigError):
-        raise  # the config is wrong for every run: stop the sweep
+      except (plugins_lib.PluginError, trainer.ConfigError, checkpoints.CheckpointMismatch,
+              checkpoints.Preempted):
+        raise  # the config is wrong for every run, or the whole process must stop
       except Exception as e:  # this run failed; record it and go on
         logging.error("%s failed:\n%s", run["run_id"], traceback.format_exc())
         done = _failed_result(config, run, e, time.perf_counter() - start)

@@ -1,8 +1,8 @@
 """Trains a sweep (or one model) to exact FLOP budgets: `python -m flopsfit.train --config=...`.
 
 With a `sweep` section in the config it plans (if there is no sweep.json yet) and trains every
-unfinished run; `--runs` or `--shard_index/--num_shards` select a part. Without one it trains
-the single model the config describes. Kept short on purpose: the logic is in libraries.
+unfinished run; `--runs` or `--shard_index/--num_shards` select a part. Without one, or with
+`--single`, it trains the one model the config describes. Kept short on purpose: the logic is in libraries.
 """
 
 import sys
@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from flopsfit import checkpoints
 from flopsfit import planner
 from flopsfit import plugins
 from flopsfit import sweep
@@ -22,6 +23,8 @@ _RUNS = flags.DEFINE_list("runs", None, "Run ids of sweep.json to train (default
 _SHARD_INDEX = flags.DEFINE_integer("shard_index", 0, "This process trains runs i with "
                                     "i % num_shards == shard_index.")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Number of processes splitting the sweep.")
+_SINGLE = flags.DEFINE_bool("single", False, "Train only the one model the config describes "
+                            "(config.model.kwargs, config.train), not its sweep.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -30,7 +33,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
   try:
-    if "sweep" in config:
+    if "sweep" in config and not _SINGLE.value:
       rows = sweep.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
       print(sweep.format_summary(rows))
       incomplete = [r["run_id"] for r in rows if r["status"] != "completed"]
@@ -40,9 +43,14 @@ def main(argv):
         sys.exit(1)
       return
     result = trainer.train_run(config)
-  except (plugins.PluginError, trainer.ConfigError, planner.PlanError) as e:
+  except (plugins.PluginError, trainer.ConfigError, planner.PlanError,
+          checkpoints.CheckpointMismatch) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except checkpoints.Preempted as e:
+    print(f"preempted ({e}): checkpoint saved; re-run the same command to resume",
+          file=sys.stderr)
+    sys.exit(checkpoints.PREEMPTED_EXIT_CODE)
   if result["status"] != "completed":
     print(f"run {result['run_id']} {result['status']}: {result['error']}", file=sys.stderr)
     sys.exit(1)

@@ -14,7 +14,10 @@ import jax
 import numpy as np
 from absl import logging
 
+from flopsfit import checkpoints as checkpoints_lib
+from flopsfit import failpoints
 from flopsfit import flops as flops_lib
+from flopsfit import identity as identity_lib
 from flopsfit import mesh as mesh_lib
 from flopsfit import params as params_lib
 from flopsfit import plugins as plugins_lib
@@ -50,6 +53,11 @@ def check_config(config, mesh) -> None:
       raise ConfigError(f"config.{field}: {value} must be a positive multiple of the {devices} devices")
   if train.steps_per_call < 1:
     raise ConfigError(f"config.train.steps_per_call: expected >= 1, got {train.steps_per_call}")
+  if config.checkpoint.on_finish not in checkpoints_lib.ON_FINISH:
+    raise ConfigError(f"config.checkpoint.on_finish: expected one of {checkpoints_lib.ON_FINISH}, "
+                      f"got {config.checkpoint.on_finish!r}")
+  if config.checkpoint.keep < 1:
+    raise ConfigError(f"config.checkpoint.keep: expected >= 1, got {config.checkpoint.keep}")
   if config.eval.tokens <= 0:
     raise ConfigError(f"config.eval.tokens: expected a positive token count, got {config.eval.tokens}")
 
@@ -63,10 +71,16 @@ def global_batch(mesh, local: dict, leading: int) -> dict:
   return {k: put(np.asarray(v)) for k, v in local.items()}
 
 
-def evaluate(compiled, state, mesh, batches: list[dict]) -> dict:
-  """Mean of the loss's metrics over the eval batches, weighted by `weight` when given."""
+def evaluate(compiled, state, mesh, batches: list[dict], stop=None) -> dict:
+  """Mean of the loss's metrics over the eval batches, weighted by `weight` when given.
+
+  A stop request (SIGTERM/SIGINT) raises `Preempted` between batches.
+  """
   totals, total_weight = {}, 0.0
   for batch in batches:
+    failpoints.hit("eval_batch")
+    if stop is not None and stop.requested:
+      raise checkpoints_lib.Preempted(f"{stop.requested} during the final eval")
     metrics = jax.device_get(compiled.eval(state, global_batch(mesh, batch, 0)))
     weight = float(metrics.get("weight", 1.0))
     total_weight += weight
@@ -80,14 +94,44 @@ def evaluate(compiled, state, mesh, batches: list[dict]) -> dict:
 
 
 def _write_config(run_dir: str, run_config: dict) -> None:
-  """Writes config.json, refusing to reuse a run directory made by a different config."""
+  """Writes config.json, refusing to reuse a run directory made by a different config
+  (fields that only say where and how it executes may differ)."""
   path = os.path.join(run_dir, "config.json")
   if os.path.exists(path):
     existing = workdir_lib.read_json(path)
-    if existing != json.loads(json.dumps(run_config)):
-      raise ConfigError(f"{path}: this run id was trained with a different config; "
-                        "use a new workdir or remove that run directory")
+    diff = identity_lib.differences(identity_lib.identity(existing.get("config", {})),
+                                    identity_lib.identity(run_config["config"]))
+    if diff:
+      raise ConfigError(f"{path}: this run id was trained with a different config (differs in "
+                        f"{', '.join(diff[:5])}); use a new workdir or remove that run directory")
   workdir_lib.write_json_atomic(path, run_config)
+
+
+class MetricsWindow:
+  """Per-step training metrics since the last metrics.jsonl line, kept on the host."""
+
+  def __init__(self, values: dict | None = None):
+    self.values = {k: [np.asarray(v, np.float32)] for k, v in (values or {}).items()}
+
+  def add(self, host_metrics: dict) -> None:
+    for key, value in host_metrics.items():
+      self.values.setdefault(key, []).append(np.asarray(value, np.float32).reshape(-1))
+
+  def arrays(self) -> dict:
+    return {k: np.concatenate(v) for k, v in self.values.items()}
+
+  def steps(self) -> int:
+    return len(self.arrays().get("loss", ()))
+
+  def to_json(self) -> dict:
+    return {k: [float(x) for x in v] for k, v in self.arrays().items()}
+
+
+def _resume_metrics(path: str, step: int) -> list[str]:
+  """The complete metrics.jsonl lines up to `step`: what an uninterrupted run had written."""
+  if not os.path.exists(path):
+    return []
+  return [json.dumps(line) + "\n" for line in workdir_lib.read_jsonl(path) if line["step"] <= step]
 
 
 def enable_compilation_cache(config) -> None:
@@ -157,16 +201,43 @@ def train_run(config) -> dict:
                total_steps * units_per_step, dataset.unit, compiled.compile_seconds,
                f"{peak:.3g}" if peak else "unknown", peak_source)
 
-  state = compiled.init(np.int32(total_steps))
+  writer = jax.process_index() == 0
+  ckpt = checkpoints_lib.RunCheckpoints(run_dir, identity_lib.fingerprint(config),
+                                        config.checkpoint.keep)
   batches = pipeline.train_iterator(train_source, batch_size=batch_size, seed=config.seed,
                                     process_index=jax.process_index(),
                                     process_count=jax.process_count())
-  status, error, step, last_train = "completed", None, 0, {}
-  pending, log_every = [], max(1, config.train.log_every)
-  window_start, window_steps, next_log = time.perf_counter(), 0, log_every
+  restored = None
+  if ckpt.steps():
+    replicated = mesh_lib.replicated(mesh)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                            compiled.state_shapes)
+    restored = ckpt.restore_latest(abstract, batches)
+  if restored:
+    state, progress = restored
+    logging.info("%s: resumed from the checkpoint at step %d", run_id, progress["step"])
+  else:
+    state = compiled.init(np.int32(total_steps))
+    progress = {"step": 0, "elapsed_seconds": 0.0, "window": {}, "resumed_from": []}
+  step, elapsed_before = progress["step"], progress["elapsed_seconds"]
+  resumed_from = progress["resumed_from"] + ([step] if restored else [])
+  window = MetricsWindow(progress["window"])
+  status, error, last_train, pending = "completed", None, {}, []
+  log_every = max(1, config.train.log_every)
+  every_steps, every_seconds = config.checkpoint.every_steps, config.checkpoint.every_seconds
+  window_start, window_steps, last_save = time.perf_counter(), 0, (step, time.perf_counter())
   metrics_path = os.path.join(run_dir, "metrics.jsonl")
-  writer = jax.process_index() == 0
-  with open(metrics_path if writer else os.devnull, "w") as metrics_file:
+  kept_lines = _resume_metrics(metrics_path, step) if writer else []
+
+  def progress_record():
+    return {"step": step, "flops_spent": step * compiled.flops_per_step,
+            "elapsed_seconds": elapsed_before + time.perf_counter() - start_time,
+            "window": window.to_json(), "resumed_from": resumed_from}
+
+  with checkpoints_lib.StopSignals() as stop, \
+       open(metrics_path if writer else os.devnull, "w") as metrics_file:
+    metrics_file.writelines(kept_lines)
+    metrics_file.flush()
     while step < total_steps:
       k = compiled.steps_per_call if total_steps - step >= compiled.steps_per_call else 1
       local = [next(batches) for _ in range(k)]
@@ -176,50 +247,65 @@ def train_run(config) -> dict:
       else:
         state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
         metrics = jax.tree.map(lambda x: x[None], metrics)
+      failpoints.hit("train_call")
       pending.append(metrics)
       step += k
       window_steps += k
-      if step >= next_log or step == total_steps:
-        host = jax.device_get(pending)
+      if (step - k) // log_every != step // log_every or step == total_steps:
+        for m in jax.device_get(pending):
+          window.add(m)
         pending = []
-        window = {key: np.concatenate([np.asarray(m[key]).reshape(-1) for m in host])
-                  for key in host[0]}
+        arrays = window.arrays()
         elapsed = time.perf_counter() - window_start
         flops_per_s = window_steps * compiled.flops_per_step / elapsed
-        last_train = {key: float(v.mean()) for key, v in window.items() if key != "weight"}
+        last_train = {key: float(v.mean()) for key, v in arrays.items() if key != "weight"}
         line = {"step": step, "tokens": step * units_per_step,
                 "flops": step * compiled.flops_per_step, **last_train,
-                "last_loss": float(window["loss"][-1]),
+                "last_loss": float(arrays["loss"][-1]),
                 "tokens_per_s": window_steps * units_per_step / elapsed,
                 "flops_per_s": flops_per_s, "mfu": flops_per_s / peak if peak else None,
-                "elapsed_s": time.perf_counter() - start_time}
+                "elapsed_s": elapsed_before + time.perf_counter() - start_time}
         metrics_file.write(json.dumps(line) + "\n")
         metrics_file.flush()
         logging.info("%s step %d/%d loss %.4f | %.3g tok/s %.3g FLOP/s MFU %s | %.0fs left",
                      run_id, step, total_steps, last_train["loss"], line["tokens_per_s"],
                      flops_per_s, f"{line['mfu']:.1%}" if peak else "n/a",
                      (total_steps - step) * elapsed / window_steps)
-        if not np.all(np.isfinite(window["loss"])):
+        if not np.all(np.isfinite(arrays["loss"])):
           status, error = "diverged", f"non-finite training loss by step {step}"
           break
-        window_start, window_steps = time.perf_counter(), 0
-        next_log = (step // log_every + 1) * log_every
+        window, window_start, window_steps = MetricsWindow(), time.perf_counter(), 0
+      due = (stop.requested or step == total_steps
+             or (every_steps and step // every_steps > last_save[0] // every_steps)
+             or (every_seconds and time.perf_counter() - last_save[1] >= every_seconds))
+      if due:
+        for m in jax.device_get(pending):
+          window.add(m)
+        pending = []
+        ckpt.save(step, state, batches, progress_record())
+        last_save = (step, time.perf_counter())
+      if stop.requested or step == total_steps:  # before the eval: never train again
+        ckpt.wait()
+      if stop.requested:
+        raise checkpoints_lib.Preempted(f"{stop.requested} at step {step}/{total_steps}")
 
-  final_eval = {}
-  if status == "completed":
-    eval_source = dataset.source("eval")
-    final_eval = evaluate(compiled, state, mesh, pipeline.eval_batches(
-        eval_source, num_records=eval_records, batch_size=config.eval.batch_size,
-        process_index=jax.process_index(), process_count=jax.process_count()))
-    if not math.isfinite(final_eval.get("loss", float("nan"))):
-      status, error = "diverged", "non-finite eval loss"
-    logging.info("%s: final eval loss %.4f over %d %s", run_id, final_eval.get("loss", float("nan")),
-                 eval_records * dataset.units_per_record, dataset.unit)
+    final_eval = {}
+    if status == "completed":
+      eval_source = dataset.source("eval")
+      final_eval = evaluate(compiled, state, mesh, pipeline.eval_batches(
+          eval_source, num_records=eval_records, batch_size=config.eval.batch_size,
+          process_index=jax.process_index(), process_count=jax.process_count()), stop)
+      if not math.isfinite(final_eval.get("loss", float("nan"))):
+        status, error = "diverged", "non-finite eval loss"
+      logging.info("%s: final eval loss %.4f over %d %s", run_id,
+                   final_eval.get("loss", float("nan")),
+                   eval_records * dataset.units_per_record, dataset.unit)
+  ckpt.wait()
 
   tokens = step * units_per_step
   attention = getattr(abstract_model, "attention_flops_per_token", None)
   attention_per_token = attention(dataset.units_per_record) if callable(attention) else 0.0
-  wall = time.perf_counter() - start_time
+  wall = elapsed_before + time.perf_counter() - start_time
   result = {
       "run_id": run_id, "status": status, "error": error, "seed": config.seed,
       "budget_flops": float(config.train.budget_flops), "shape": shape,
@@ -235,6 +321,7 @@ def train_run(config) -> dict:
       "final_train_loss": last_train.get("loss"),
       "loss_floor": getattr(dataset, "loss_floor", None),
       "wall_seconds": wall, "compile_seconds": compiled.compile_seconds,
+      "resumed_from_steps": resumed_from,
       "tokens_per_second": tokens / wall, "peak_flops": peak, "peak_flops_source": peak_source,
       "mfu": (step * compiled.flops_per_step / wall / peak) if peak else None,
       "plugins": {f: {"factory": config[f].factory, "kwargs": plugins_lib.kwargs_of(config[f])}
@@ -243,4 +330,5 @@ def train_run(config) -> dict:
   }
   if writer:
     workdir_lib.write_json_atomic(result_path, result)
+  ckpt.finish(config.checkpoint.on_finish)
   return result

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _train(*args, workdir):
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   return subprocess.run(
-      [sys.executable, "-m", "flopsfit.train", *args, f"--config.workdir={workdir}"],
+      [sys.executable, "-m", "flopsfit.train", "--single", *args, f"--config.workdir={workdir}"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

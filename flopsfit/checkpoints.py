@@ -1,0 +1,124 @@
+"""Orbax checkpoints of one run: train state, grain iterator position and progress.
+
+A checkpoint holds the train state (parameters, optimizer state, step, model variables such
+as RNG counters), the data iterator's position, and a JSON record of progress (FLOPs spent,
+elapsed seconds, the unlogged metrics window, the run's config fingerprint). Resuming from it
+replays exactly the same batches with the same optimizer state, so on CPU a resumed run ends
+bitwise equal to an uninterrupted one.
+"""
+
+import os
+import shutil
+import signal
+
+import grain
+import orbax.checkpoint as ocp
+from absl import logging
+
+from flopsfit import failpoints
+
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "preempted; re-run the same command to resume"
+ON_FINISH = ("delete", "keep_last", "keep_all")
+
+
+class Preempted(Exception):
+  """SIGTERM or SIGINT arrived; a checkpoint was saved and the run can be resumed."""
+
+
+class CheckpointMismatch(ValueError):
+  """A checkpoint belongs to another config or shape."""
+
+
+class RunCheckpoints:
+  """`<run_dir>/checkpoints/<step>/{state,data,progress}`, keeping the `keep` latest."""
+
+  def __init__(self, run_dir: str, fingerprint: str, keep: int):
+    self.directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
+    self.fingerprint = fingerprint
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=True, cleanup_tmp_directories=True))
+
+  def steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def restore_latest(self, abstract_state, iterator) -> tuple | None:
+    """(state, progress) of the newest readable checkpoint, or None when there is none.
+
+    An unreadable checkpoint (a crash while it was written, a corrupted file) is skipped with
+    a warning and the one before it is used. One from another config is refused.
+    """
+    for step in reversed(self.steps()):
+      try:
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(iterator),
+            progress=ocp.args.JsonRestore()))
+      except Exception as e:  # a partial or corrupted checkpoint
+        logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying an earlier one",
+                        self.directory, step, type(e).__name__, str(e).splitlines()[0][:200])
+        continue
+      progress = restored["progress"]
+      if progress.get("fingerprint") != self.fingerprint:
+        raise CheckpointMismatch(
+            f"{self.directory}/{step}: checkpoint of another config or shape (fingerprint "
+            f"{progress.get('fingerprint')} != {self.fingerprint}); use a new workdir or "
+            "remove the run directory")
+      return restored["state"], progress
+    return None
+
+  def save(self, step: int, state, iterator, progress: dict) -> None:
+    """Starts writing a checkpoint in the background (Orbax commits it atomically).
+
+    A checkpoint already at this step is one that could not be restored: it is replaced.
+    """
+    if step in self._manager.all_steps():
+      self._manager.delete(step)
+    self._manager.save(step, force=True, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(iterator),
+        progress=ocp.args.JsonSave({**progress, "fingerprint": self.fingerprint})))
+    failpoints.hit("checkpoint_save")
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def finish(self, on_finish: str) -> None:
+    """After the result is written: delete all checkpoints, keep the last, or keep all."""
+    self.wait()
+    if on_finish == "delete":
+      self._manager.close()
+      shutil.rmtree(self.directory, ignore_errors=True)
+    elif on_finish == "keep_last":
+      for step in self.steps()[:-1]:
+        self._manager.delete(step)
+      self._manager.close()
+    else:
+      self._manager.close()
+
+
+class StopSignals:
+  """Within `with`, SIGTERM and SIGINT set `requested` instead of killing the process."""
+
+  def __init__(self):
+    self.requested: str | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread: signals stay as they are
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.requested:  # a second signal: stop now
+      raise KeyboardInterrupt
+    self.requested = signal.Signals(signum).name
+    logging.warning("%s received: saving a checkpoint at the next step boundary", self.requested)
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    return False
