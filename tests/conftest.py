@@ -15,25 +15,43 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flop
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
-@pytest.fixture
-def gpt_config(tmp_path):
-  """configs/gpt.py shrunk to a run of a few seconds on 2 devices, in a temporary workdir."""
+def tiny_gpt_config(workdir: str):
+  """configs/gpt.py shrunk to a run of a few seconds on 2 devices."""
   import importlib.util
   path = os.path.join(os.path.dirname(__file__), "..", "configs", "gpt.py")
   spec = importlib.util.spec_from_file_location("gpt_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config("size=tiny")
-  config.workdir = str(tmp_path / "workdir")
+  config.workdir = workdir
   config.seq_len = 32
   config.train.budget_flops = 2e9
   config.train.batch_size = 16
   config.train.devices = 2
   config.train.log_every = 10
+  config.train.steps_per_call = 5
   config.eval.tokens = 4096
   config.eval.batch_size = 32
   config.optim.learning_rate = 1e-2
-  config.train.steps_per_call = 5
+  return config
+
+
+@pytest.fixture
+def gpt_config(tmp_path):
+  return tiny_gpt_config(str(tmp_path / "workdir"))
+
+
+@pytest.fixture
+def sweep_config(gpt_config):
+  """A sweep of 2 tiny budgets × 4 sizes, without the timing probe."""
+  config = gpt_config
+  config.sweep.budgets = (1e9, 3e9)
+  config.sweep.shapes_per_budget = 4
+  config.sweep.decades = 1.0
+  config.sweep.tokens_per_param = 100.0
+  config.sweep.min_steps = 20
+  config.sweep.probe = False
+  config.hparams.kwargs.batch_size = 16
   return config
 
 

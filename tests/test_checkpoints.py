@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import write_config_file
+from conftest import tiny_gpt_config, write_config_file
 from flopsfit import checkpoints, workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,20 +61,10 @@ def _same_training(resumed_dir, reference_dir, run_id=RUN_ID):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
   """A run of ~600 steps with a checkpoint every 100, and its uninterrupted reference."""
-  import importlib.util
   base = tmp_path_factory.mktemp("checkpoints")
-  spec = importlib.util.spec_from_file_location("gpt", os.path.join(ROOT, "configs", "gpt.py"))
-  gpt = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(gpt)
-  config = gpt.get_config("size=tiny")
-  config.seq_len = 32
+  config = tiny_gpt_config(str(base / "workdir"))  # each test passes its own workdir
   config.train.budget_flops = 2e10
-  config.train.batch_size = 16
-  config.train.devices = 2
-  config.train.log_every = 10
-  config.train.steps_per_call = 5
   config.eval.tokens = 8192
-  config.eval.batch_size = 32
   config.checkpoint.every_steps = 100
   config.checkpoint.every_seconds = 0.0
   config.checkpoint.keep = 3

@@ -23,15 +23,9 @@ def _run(module, *args):
   return proc.stdout
 
 
-def test_plan_train_analyze_plot(gpt_config, tmp_path):
-  config = gpt_config
-  config.sweep.budgets = (1e9, 3e9)
-  config.sweep.shapes_per_budget = 4
-  config.sweep.decades = 1.0
-  config.sweep.tokens_per_param = 100.0
-  config.sweep.min_steps = 20
-  config.sweep.probe = False
-  config.analysis = {"bootstrap_samples": 50}
+def test_plan_train_analyze_plot(sweep_config, tmp_path):
+  config = sweep_config
+  config.analysis.bootstrap_samples = 50
   path = write_config_file(tmp_path / "config.py", config)
   plan_table = _run("flopsfit.plan", f"--config={path}")
   assert "total:" in plan_table and "c3e+09-" in plan_table

@@ -13,19 +13,6 @@ from flopsfit import hparams, planner, sweep, workdir as workdir_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def sweep_config(gpt_config):
-  config = gpt_config
-  config.sweep.budgets = (1e9, 3e9)
-  config.sweep.shapes_per_budget = 4
-  config.sweep.decades = 1.0
-  config.sweep.tokens_per_param = 100.0
-  config.sweep.min_steps = 20
-  config.sweep.probe = False
-  config.hparams.kwargs.batch_size = 16
-  return config
-
-
 def test_plan_is_deterministic_and_spends_each_budget(sweep_config):
   first = planner.load_or_plan(sweep_config, probe=False)
   text = open(os.path.join(sweep_config.workdir, "sweep.json")).read()
