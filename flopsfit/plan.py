@@ -6,6 +6,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from flopsfit import logs
 from flopsfit import planner
 from flopsfit import plugins
 from flopsfit import trainer
@@ -18,6 +19,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
+  logs.flopsfit_info_only()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value

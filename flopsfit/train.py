@@ -9,10 +9,10 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from flopsfit import checkpoints
+from flopsfit import logs
 from flopsfit import planner
 from flopsfit import plugins
 from flopsfit import sweep
@@ -29,6 +29,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
+  logs.flopsfit_info_only()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
@@ -57,5 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  logging.set_verbosity(logging.INFO)
   app.run(main)

@@ -108,7 +108,7 @@ def minimize(
 
     sy = np.einsum("kp,kp->k", sa, ya)
     yy = np.einsum("kp,kp->k", ya, ya)
-    good = sy > 1e-12 * np.sqrt(yy * np.einsum("kp,kp->k", sa, sa))
+    good = (sy > 1e-12 * np.sqrt(yy * np.einsum("kp,kp->k", sa, sa))) & (yy > 0)
     upd = moved[good]
     s_hist[upd, slot[upd]] = sa[good]
     y_hist[upd, slot[upd]] = ya[good]
