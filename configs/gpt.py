@@ -114,7 +114,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.hparams = ml_collections.ConfigDict()
   config.hparams.factory = "flopsfit.hparams:width_scaled_adamw"
   config.hparams.kwargs = ml_collections.ConfigDict(dict(
-      lr_constant=0.2, lr_max=1e-2, width_field="d_model", batch_size=16,
+      lr_constant=0.8, lr_max=2e-2, width_field="d_model", batch_size=16,
       batch_budget_exponent=0.0, reference_budget=1e12))
 
   config.eval = ml_collections.ConfigDict()

@@ -7,7 +7,7 @@ A rule is named in `config.hparams` like a plugin and called as
 import math
 
 
-def width_scaled_adamw(*, lr_constant: float = 0.2, lr_max: float = 1e-2,
+def width_scaled_adamw(*, lr_constant: float = 0.8, lr_max: float = 2e-2,
                        width_field: str = "d_model", batch_size: int = 32,
                        batch_budget_exponent: float = 0.0, reference_budget: float = 1e12,
                        batch_min: int = 8, batch_max: int = 4096):
