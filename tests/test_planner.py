@@ -25,7 +25,7 @@ def test_plan_is_deterministic_and_spends_each_budget(sweep_config):
     assert run["steps"] == int(run["budget_flops"] // run["flops_per_step"])
     assert 0.99 * run["budget_flops"] <= run["spent_flops"] <= run["budget_flops"]
     assert run["steps"] >= 20
-    assert run["learning_rate"] == min(1e-2, 0.2 / run["shape"]["d_model"])
+    assert run["learning_rate"] == min(2e-2, 0.8 / run["shape"]["d_model"])
   for budget in budgets:
     sizes = [r["params"]["non_embedding"] for r in first["runs"] if r["budget_flops"] == budget]
     dropped = [d for d in first["dropped"] if d["budget_flops"] == budget]
@@ -87,7 +87,8 @@ def test_second_round_centres_on_the_earlier_analysis(sweep_config):
 
 
 def test_batch_rule_is_fixed_within_a_budget_and_grows_across():
-  rule = hparams.width_scaled_adamw(batch_size=32, batch_budget_exponent=0.5, reference_budget=1e12)
+  rule = hparams.width_scaled_adamw(lr_constant=0.2, lr_max=1e-2, batch_size=32,
+                                    batch_budget_exponent=0.5, reference_budget=1e12)
   small, large = rule({"d_model": 16}, 1e12), rule({"d_model": 64}, 1e12)
   assert small["batch_size"] == large["batch_size"] == 32
   assert small["learning_rate"] == 1e-2 and large["learning_rate"] == 0.2 / 64
