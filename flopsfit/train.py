@@ -12,6 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from flopsfit import checkpoints
+from flopsfit import distributed
 from flopsfit import logs
 from flopsfit import planner
 from flopsfit import plugins
@@ -23,6 +24,11 @@ _RUNS = flags.DEFINE_list("runs", None, "Run ids of sweep.json to train (default
 _SHARD_INDEX = flags.DEFINE_integer("shard_index", 0, "This process trains runs i with "
                                     "i % num_shards == shard_index.")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Number of processes splitting the sweep.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of "
+                                   "process 0 (with --num_processes, --process_id); under SLURM "
+                                   "these are found automatically.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
 _SINGLE = flags.DEFINE_bool("single", False, "Train only the one model the config describes "
                             "(config.model.kwargs, config.train), not its sweep.")
 flags.mark_flags_as_required(["config"])
@@ -32,6 +38,7 @@ def main(argv):
   logs.flopsfit_info_only()
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
   try:
     if "sweep" in config and not _SINGLE.value:
