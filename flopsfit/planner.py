@@ -5,6 +5,7 @@ the exact step count that spends the budget, from the FLOPs of its compiled trai
 """
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -14,10 +15,12 @@ import numpy as np
 from absl import logging
 
 from flopsfit import identity as identity_lib
+from flopsfit import mesh as mesh_lib
 from flopsfit import params as params_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import run_ids
 from flopsfit import train_step
+from flopsfit import trainer
 from flopsfit import workdir as workdir_lib
 
 SWEEP_VERSION = 1
@@ -201,8 +204,6 @@ def _drop_reason(run, sweep, available_units, memory) -> str | None:
 def estimate_times(config, plugins, runs: list[dict], example) -> dict:
   """Seconds per run on this machine from a short probe: the smallest and largest runs'
   step times give time/step = overhead + FLOPs/step ÷ throughput; compile time is measured."""
-  from flopsfit import mesh as mesh_lib
-  from flopsfit import trainer
   mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
   smallest = min(runs, key=lambda r: r["flops_per_step"])
   largest = max(runs, key=lambda r: r["flops_per_step"])
@@ -296,8 +297,7 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
 
 
 def _normalise(obj):
-  """JSON round trip: tuples become lists, so stored and fresh identities compare equal."""
-  import json
+  """JSON round trip: tuples become lists, so a returned plan equals the stored one."""
   return json.loads(json.dumps(obj))
 
 
