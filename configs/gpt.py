@@ -3,7 +3,7 @@
 Run:     python -m flopsfit.train --config=configs/gpt.py     (plan + train every run)
          python -m flopsfit.analyze --config=configs/gpt.py   (scaling_laws.json)
          python -m flopsfit.plot --config=configs/gpt.py      (plots/, report.md)
-Quick:   --config=configs/gpt.py:quick      (2 budgets × 4 sizes, about 2 minutes in all)
+Quick:   --config=configs/gpt.py:quick      (2 budgets × 4 sizes, about 1.5 minutes in all)
 One run: python -m flopsfit.train --config=configs/gpt.py:size=small --single
 Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdirs/big
 
@@ -137,6 +137,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.sweep.budgets = (3e10, 1e11)
     config.sweep.shapes_per_budget = 4
     config.sweep.decades = 1.0
+    config.sweep.tokens_per_param = 400.0  # the smallest budgets favour the smallest models
     config.sweep.min_steps = 200
     config.sweep.probe = False
     config.eval.tokens = 2**14
