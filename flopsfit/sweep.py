@@ -17,9 +17,6 @@ from flopsfit import plugins as plugins_lib
 from flopsfit import trainer
 from flopsfit import workdir as workdir_lib
 
-FINAL_STATUSES = ("completed", "diverged")  # a failed run is tried again on the next call
-
-
 def select_runs(plan: dict, run_ids=None, shard_index: int = 0, num_shards: int = 1) -> list[dict]:
   runs = plan["runs"]
   if run_ids:
@@ -40,7 +37,7 @@ def finished_result(workdir: str, run_id: str) -> dict | None:
   if not os.path.exists(path):
     return None
   result = workdir_lib.read_json(path)
-  return result if result.get("status") in FINAL_STATUSES else None
+  return result if result.get("status") in trainer.FINAL_STATUSES else None
 
 
 def run_sweep(config, run_ids=None, shard_index: int = 0, num_shards: int = 1,

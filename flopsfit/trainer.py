@@ -29,6 +29,9 @@ from flopsfit import workdir as workdir_lib
 from flopsfit.data import pipeline
 
 
+FINAL_STATUSES = ("completed", "diverged")  # a failed run is tried again
+
+
 class ConfigError(ValueError):
   """The config cannot be run; the one-line message names the field."""
 
@@ -164,8 +167,11 @@ def train_run(config) -> dict:
   run_dir = workdir_lib.run_dir(config.workdir, run_id)
   result_path = os.path.join(run_dir, "result.json")
   if os.path.exists(result_path):
-    logging.info("%s: result.json exists, nothing to do", run_id)
-    return workdir_lib.read_json(result_path)
+    previous = workdir_lib.read_json(result_path)
+    if previous.get("status") in FINAL_STATUSES:
+      logging.info("%s: result.json exists (%s), nothing to do", run_id, previous["status"])
+      return previous
+    logging.info("%s: the last attempt %s; training again", run_id, previous.get("status"))
 
   dataset, batch_size = plugins.dataset, config.train.batch_size
   abstract_model = plugins.abstract_model(shape)

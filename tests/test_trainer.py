@@ -47,6 +47,15 @@ def test_finished_run_is_not_trained_again(gpt_config):
   assert trainer.train_run(gpt_config) == json.loads(json.dumps(first))
 
 
+def test_a_failed_run_is_trained_again(gpt_config):
+  path = os.path.join(gpt_config.workdir, "runs", "c2e+09-d16-L2-s0", "result.json")
+  workdir_lib.write_json_atomic(path, {"run_id": "c2e+09-d16-L2-s0", "status": "failed",
+                                      "error": "RuntimeError: out of memory"})
+  result = trainer.train_run(gpt_config)
+  assert result["status"] == "completed" and result["error"] is None
+  assert workdir_lib.read_json(path)["status"] == "completed"
+
+
 def test_divergence_is_recorded(gpt_config):
   gpt_config.optim.learning_rate = 1e30
   gpt_config.optim.grad_clip = 1e30
