@@ -96,18 +96,17 @@ def evaluate(compiled, state, mesh, batches: list[dict], stop=None) -> dict:
   return out
 
 
-def _write_config(run_dir: str, run_config: dict) -> None:
-  """Writes config.json, refusing to reuse a run directory made by a different config
-  (fields that only say where and how it executes may differ)."""
+def _refuse_other_config(run_dir: str, config) -> None:
+  """A run directory made by a different config is not reused (fields that only say where
+  and how a run executes may differ)."""
   path = os.path.join(run_dir, "config.json")
   if os.path.exists(path):
     existing = workdir_lib.read_json(path)
     diff = identity_lib.differences(identity_lib.identity(existing.get("config", {})),
-                                    identity_lib.identity(run_config["config"]))
+                                    identity_lib.identity(config))
     if diff:
       raise ConfigError(f"{path}: this run id was trained with a different config (differs in "
                         f"{', '.join(diff[:5])}); use a new workdir or remove that run directory")
-  workdir_lib.write_json_atomic(path, run_config)
 
 
 class MetricsWindow:
@@ -122,9 +121,6 @@ class MetricsWindow:
 
   def arrays(self) -> dict:
     return {k: np.concatenate(v) for k, v in self.values.items()}
-
-  def steps(self) -> int:
-    return len(self.arrays().get("loss", ()))
 
   def to_json(self) -> dict:
     return {k: [float(x) for x in v] for k, v in self.arrays().items()}
@@ -172,6 +168,7 @@ def train_run(config) -> dict:
       logging.info("%s: result.json exists (%s), nothing to do", run_id, previous["status"])
       return previous
     logging.info("%s: the last attempt %s; training again", run_id, previous.get("status"))
+  _refuse_other_config(run_dir, config)  # before compiling: nothing to do for another config
 
   dataset, batch_size = plugins.dataset, config.train.batch_size
   abstract_model = plugins.abstract_model(shape)
@@ -198,8 +195,7 @@ def train_run(config) -> dict:
       "eval_records": eval_records,
   }
   if jax.process_index() == 0:
-    os.makedirs(run_dir, exist_ok=True)
-    _write_config(run_dir, run_config)
+    workdir_lib.write_json_atomic(os.path.join(run_dir, "config.json"), run_config)
   logging.info("%s: N=%s (non-embedding %s), %d steps × %.4g FLOPs = %.4g of budget %.4g, "
                "D=%d %s, compile %.1fs, peak %s FLOP/s (%s)", run_id, param_counts["total"],
                param_counts["non_embedding"], total_steps, compiled.flops_per_step,
