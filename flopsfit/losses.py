@@ -1,6 +1,5 @@
 """Loss plugins: `loss(outputs, batch) -> (scalar, metrics)`."""
 
-import jax
 import jax.numpy as jnp
 import optax
 

@@ -6,6 +6,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from flopsfit import config_check
 from flopsfit import logs
 from flopsfit import planner
 from flopsfit import plugins
@@ -24,10 +25,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
   try:
+    config_check.check_fields(config, sweep=True)
     trainer.enable_compilation_cache(config)
     plan = planner.load_or_plan(config, force=_FORCE.value,
                                 probe=_PROBE.value and config.sweep.get("probe", True))
-  except (planner.PlanError, plugins.PluginError, trainer.ConfigError) as e:
+  except (planner.PlanError, plugins.PluginError, config_check.ConfigError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(planner.format_plan(plan))

@@ -11,6 +11,7 @@ import traceback
 from absl import logging
 
 from flopsfit import checkpoints
+from flopsfit import config_check
 from flopsfit import identity as identity_lib
 from flopsfit import planner
 from flopsfit import plugins as plugins_lib
@@ -64,7 +65,7 @@ def run_sweep(config, run_ids=None, shard_index: int = 0, num_shards: int = 1,
       start = time.perf_counter()
       try:
         done = trainer.train_run(planner.run_config(config, run))
-      except (plugins_lib.PluginError, trainer.ConfigError, checkpoints.CheckpointMismatch,
+      except (plugins_lib.PluginError, config_check.ConfigError, checkpoints.CheckpointMismatch,
               checkpoints.Preempted):
         raise  # the config is wrong for every run, or the whole process must stop
       except Exception as e:  # this run failed; record it and go on

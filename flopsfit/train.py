@@ -12,6 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from flopsfit import checkpoints
+from flopsfit import config_check
 from flopsfit import distributed
 from flopsfit import logs
 from flopsfit import planner
@@ -41,7 +42,9 @@ def main(argv):
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
   try:
-    if "sweep" in config and not _SINGLE.value:
+    train_sweep = "sweep" in config and not _SINGLE.value
+    config_check.check_fields(config, sweep=train_sweep)
+    if train_sweep:
       rows = sweep.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
       print(sweep.format_summary(rows))
       incomplete = [r["run_id"] for r in rows if r["status"] != "completed"]
@@ -51,7 +54,7 @@ def main(argv):
         sys.exit(1)
       return
     result = trainer.train_run(config)
-  except (plugins.PluginError, trainer.ConfigError, planner.PlanError,
+  except (plugins.PluginError, config_check.ConfigError, planner.PlanError,
           checkpoints.CheckpointMismatch) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -147,17 +147,22 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(setup, tmp_path)
 
 def test_checkpoint_of_another_config_is_refused(setup, tmp_path):
   source = str(tmp_path / "source")
-  crashed = _train(setup["config"], source, "--single", failpoint="train_call:30",
+  # Killed at step 350: the saves at 100 and 200 are complete (a save waits for the one before),
+  # however slow the machine; an earlier kill can leave only a half-written one, which is ignored.
+  crashed = _train(setup["config"], source, "--single", failpoint="train_call:70",
                    cache=setup["cache"])
   assert crashed.returncode == -signal.SIGKILL
+  saved = os.listdir(os.path.join(source, "runs", RUN_ID, "checkpoints"))
+  assert any(s.isdigit() for s in saved), saved
   other = str(tmp_path / "other")
   os.makedirs(os.path.join(other, "runs", RUN_ID))
   shutil.copytree(os.path.join(source, "runs", RUN_ID, "checkpoints"),
                   os.path.join(other, "runs", RUN_ID, "checkpoints"))
   proc = _train(setup["config"], other, "--single", "--config.optim.weight_decay=0.0",
                 cache=setup["cache"])
-  assert proc.returncode == 2
+  assert proc.returncode == 2, proc.stderr[-2000:]
   assert "checkpoint of another config or shape" in proc.stderr
+  assert not os.path.exists(os.path.join(other, "runs", RUN_ID, "result.json"))
 
 
 def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tmp_path):

@@ -42,3 +42,32 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
   proc = _train("--config=configs/gpt.py:size=huge", workdir=tmp_path)
   assert proc.returncode != 0 and "size='huge'; expected one of" in proc.stderr
   assert not (tmp_path / "runs").exists()
+
+
+def test_config_missing_a_section_or_with_a_wrong_type_names_the_field(tmp_path):
+  """A hand-written config that lacks a field fails before anything runs, for train and plan."""
+  path = tmp_path / "my_config.py"
+  path.write_text(
+      "from configs import gpt\n\n"
+      "def get_config(arg=None):\n"
+      "  config = gpt.get_config()\n"
+      "  if arg == 'no_optim':\n"
+      "    del config['optim']\n"
+      "  if arg == 'string_batch':\n"
+      "    del config.train['batch_size']\n"
+      "    config.train.batch_size = '16'\n"
+      "  return config\n")
+  workdir = tmp_path / "workdir"
+  proc = _train(f"--config={path}:no_optim", workdir=workdir)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "error: config.optim.learning_rate: missing; expected a number" in proc.stderr
+  proc = _train(f"--config={path}:string_batch", workdir=workdir)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "error: config.train.batch_size: expected an integer, got '16' (str)" in proc.stderr
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  plan = subprocess.run(
+      [sys.executable, "-m", "flopsfit.plan", f"--config={path}:no_optim",
+       f"--config.workdir={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True,
+      timeout=300)
+  assert plan.returncode == 2 and "error: config.optim.learning_rate: missing" in plan.stderr
+  assert not workdir.exists()

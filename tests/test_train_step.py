@@ -1,7 +1,6 @@
 """The sharded step: data parallelism changes neither the numbers nor the FLOP count."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -53,7 +52,8 @@ def test_eight_devices_match_one_device():
     assert _rel(g8, g1) < 1e-5
   for p8, p1 in zip(jax.tree.leaves(eight["params"]), jax.tree.leaves(one["params"])):
     assert _rel(p8, p1) < 1e-5
-  assert abs(eight["flops"] / one["flops"] - 1) < 0.01
+  # A run's recorded FLOPs (and so its step count for a budget) do not depend on the mesh.
+  assert eight["flops"] == one["flops"]
   # The 8-device executable really splits the work: each device does about 1/8 of it (plus
   # the optimizer update, replicated on every device).
   assert one["flops"] / 8 < eight["per_device"] < 1.1 * one["flops"] / 8

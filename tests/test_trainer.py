@@ -2,6 +2,7 @@ import json
 import math
 import os
 
+from flopsfit import config_check
 from flopsfit import trainer
 from flopsfit import workdir as workdir_lib
 
@@ -71,7 +72,7 @@ def test_reusing_a_run_dir_with_another_config_is_refused(gpt_config):
   gpt_config.optim.learning_rate = 3e-3
   try:
     trainer.train_run(gpt_config)
-  except trainer.ConfigError as e:
+  except config_check.ConfigError as e:
     assert "different config" in str(e)
   else:
     raise AssertionError("a run dir of another config was reused")

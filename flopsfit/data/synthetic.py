@@ -10,7 +10,6 @@ started from the chain's exact stationary distribution.
 """
 
 import bisect
-import math
 
 import numpy as np
 

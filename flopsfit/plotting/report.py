@@ -192,7 +192,7 @@ def _predictions(a: dict[str, Any]) -> list[str]:
   primary = names[0]
   second = "approach2" if primary == "approach3" and "approach2" in names else None
   label = style.APPROACH_LABELS[primary]
-  head = f"| C (FLOPs) | N_opt | D_opt | D/N | loss |" + (" N_opt, Approach 2 |" if second else "")
+  head = "| C (FLOPs) | N_opt | D_opt | D/N | loss |" + (" N_opt, Approach 2 |" if second else "")
   out = ["## Predictions", "", f"Compute-optimal N, D and loss from {label} (95% interval in "
          "brackets); \\* = extrapolation beyond the runs. Approach 1's and the rest of "
          "Approach 2's are in scaling_laws.json.", "", head,

@@ -3,7 +3,6 @@
 import json
 import os
 
-import numpy as np
 import pytest
 
 from flopsfit.analysis import AnalysisOptions, analyze_table, analyze_workdir
