@@ -28,6 +28,8 @@ def main():
   parser.add_argument("--cpu_devices", type=int, default=1, help="split the CPU into N devices")
   parser.add_argument("--steps", type=int, default=20, help="timed steps per size")
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  parser.add_argument("--peak_flops", type=float, default=0.0,
+                      help="peak FLOP/s per device for MFU (default: measured on CPU, a table on GPUs)")
   args = parser.parse_args()
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              f" --xla_force_host_platform_device_count={args.cpu_devices}")
@@ -43,7 +45,7 @@ def main():
       learning_rate=1e-3, schedule="cosine", warmup_fraction=0.05, decay_fraction=0.2,
       final_lr_fraction=0.1, weight_decay=0.1, b1=0.9, b2=0.95, eps=1e-8, grad_clip=1.0))
   mesh = mesh_lib.data_mesh()
-  peak, _ = throughput.peak_flops(mesh, args.dtype)
+  peak, _ = throughput.peak_flops(mesh, args.dtype, args.peak_flops)
   rows = []
   for d_model, n_layers, seq_len, batch in SIZES:
     batch = max(batch, mesh.size)

@@ -38,11 +38,11 @@ def measured_matmul_peak(mesh, dtype=jnp.float32, size: int = 1024, repeats: int
 def peak_flops(mesh, compute_dtype: str, per_device_override: float = 0.0) -> tuple[float | None, str]:
   """(peak FLOP/s of the whole mesh, where it came from); None when the device is unknown."""
   if per_device_override:
-    return per_device_override * mesh.size, "config train.peak_flops"
+    return per_device_override * mesh.size, "given (--peak_flops or train.peak_flops)"
   device = mesh.devices.flat[0]
   if device.platform == "cpu":
     return measured_matmul_peak(mesh, jnp.dtype(compute_dtype)), "measured matmul (once per process)"
   for name, peaks in PEAK_FLOPS.items():
     if name.lower() in device.device_kind.lower() and compute_dtype in peaks:
       return peaks[compute_dtype] * mesh.size, f"table ({name}, {compute_dtype})"
-  return None, f"unknown device {device.device_kind!r}: set train.peak_flops for MFU"
+  return None, f"unknown device {device.device_kind!r}: give --peak_flops (per device) for MFU"

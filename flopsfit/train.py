@@ -32,6 +32,9 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
 _SINGLE = flags.DEFINE_bool("single", False, "Train only the one model the config describes "
                             "(config.model.kwargs, config.train), not its sweep.")
+_PEAK_FLOPS = flags.DEFINE_float("peak_flops", None, "Peak FLOP/s per device for MFU (same as "
+                                 "--config.train.peak_flops); default: measured on CPU, a "
+                                 "device table on GPUs.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -41,6 +44,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
+  if _PEAK_FLOPS.value is not None:
+    config.train.peak_flops = _PEAK_FLOPS.value
   try:
     train_sweep = "sweep" in config and not _SINGLE.value
     config_check.check_fields(config, sweep=train_sweep)

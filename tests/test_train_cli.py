@@ -18,7 +18,8 @@ def _train(*args, workdir):
 def test_config_string_and_overrides_reach_the_run(tmp_path):
   proc = _train("--config=configs/gpt.py:size=tiny", "--config.train.budget_flops=1e9",
                 "--config.seq_len=32", "--config.train.batch_size=8", "--config.eval.tokens=1024",
-                "--config.eval.batch_size=16", "--config.optim.schedule=wsd", workdir=tmp_path)
+                "--config.eval.batch_size=16", "--config.optim.schedule=wsd", "--peak_flops=1e12",
+                workdir=tmp_path)
   assert proc.returncode == 0, proc.stderr[-2000:]
   run_dir = tmp_path / "runs" / "c1e+09-d16-L2-s0"
   result = json.loads((run_dir / "result.json").read_text())
@@ -28,6 +29,9 @@ def test_config_string_and_overrides_reach_the_run(tmp_path):
   # One override of seq_len reaches both the model's data and the dataset (a shared reference).
   assert config["dataset"]["kwargs"]["seq_len"] == 32 and result["tokens_per_step"] == 8 * 32
   assert "step" in proc.stderr and "MFU" in proc.stderr and "final eval loss" in proc.stderr
+  # --peak_flops is per device; MFU is against the whole mesh's peak (2 devices here).
+  assert result["peak_flops"] == 2e12 and "--peak_flops" in result["peak_flops_source"]
+  assert result["mfu"] == result["flops"]["xla"] / result["wall_seconds"] / 2e12
 
 
 def test_bad_input_is_one_line_and_nonzero(tmp_path):
