@@ -22,6 +22,7 @@ from flopsfit import run_ids
 from flopsfit import train_step
 from flopsfit import trainer
 from flopsfit import workdir as workdir_lib
+from flopsfit.data import pipeline
 
 SWEEP_VERSION = 1
 
@@ -202,43 +203,48 @@ def _drop_reason(run, sweep, available_units, memory) -> str | None:
 
 
 def estimate_times(config, plugins, runs: list[dict], example) -> dict:
-  """Seconds per run on this machine from a short probe: the smallest and largest runs'
-  step times give time/step = overhead + FLOPs/step ÷ throughput; compile time is measured."""
+  """Seconds per run on this machine from a short probe of the real loop (data included).
+
+  The smallest and largest runs are timed; step time between them follows a power of the
+  FLOPs per step (small shapes use the machine less well, so time grows slower than FLOPs),
+  and each run adds the probe's compile time.
+  """
   mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
   smallest = min(runs, key=lambda r: r["flops_per_step"])
   largest = max(runs, key=lambda r: r["flops_per_step"])
   points = []
   for run in ([smallest, largest] if largest is not smallest else [smallest]):
     cfg = run_config(config, run)
-    k = cfg.train.steps_per_call
     compiled = train_step.compile_step(lambda: plugins.model(run["shape"], run["seed"]),
                                        plugins.loss, cfg.optim, mesh, example,
-                                       run["batch_size"], k, cfg.eval.batch_size)
+                                       run["batch_size"], cfg.train.steps_per_call,
+                                       cfg.eval.batch_size)
+    k = compiled.steps_per_call
+    batches = pipeline.train_iterator(plugins.dataset.source("train"),
+                                      batch_size=run["batch_size"], seed=run["seed"],
+                                      process_index=jax.process_index(),
+                                      process_count=jax.process_count())
     state = compiled.init(np.int32(run["steps"]))
-    fn = compiled.multi or compiled.single
-    lead = (k, run["batch_size"]) if compiled.multi else (run["batch_size"],)
-    batch = {key: np.broadcast_to(v, lead + v.shape[1:]).copy() for key, v in example.items()}
-    device_batch = trainer.global_batch(mesh, batch, len(lead) - 1)
-    state, metrics = fn(state, device_batch)
+    for _ in range(2):  # warm up: first call, and the data threads' read-ahead
+      state, metrics = trainer.call_steps(compiled, state, batches, mesh, k)
     jax.block_until_ready(metrics)
-    calls = 3
+    calls = 6
     start = time.perf_counter()
     for _ in range(calls):
-      state, metrics = fn(state, device_batch)
+      state, metrics = trainer.call_steps(compiled, state, batches, mesh, k)
     jax.block_until_ready(metrics)
-    per_step = (time.perf_counter() - start) / (calls * (k if compiled.multi else 1))
-    points.append((run["flops_per_step"], per_step, compiled.compile_seconds))
-  if len(points) == 2 and points[1][0] > points[0][0]:
-    slope = max(0.0, (points[1][1] - points[0][1]) / (points[1][0] - points[0][0]))
-  else:
-    slope = points[0][1] / points[0][0]
-  overhead = max(0.0, points[0][1] - slope * points[0][0])
+    points.append((run["flops_per_step"], (time.perf_counter() - start) / (calls * k),
+                   compiled.compile_seconds))
+  (flops_0, seconds_0, _), (flops_1, seconds_1, _) = points[0], points[-1]
+  exponent = 1.0
+  if flops_1 > flops_0 and seconds_1 > seconds_0:
+    exponent = math.log(seconds_1 / seconds_0) / math.log(flops_1 / flops_0)
   compile_s = max(p[2] for p in points)
-  seconds = {r["run_id"]: r["steps"] * (overhead + slope * r["flops_per_step"]) + compile_s
-             for r in runs}
+  seconds = {r["run_id"]: r["steps"] * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent
+             + compile_s for r in runs}
   return {"seconds": seconds, "total_seconds": sum(seconds.values()),
-          "step_overhead_s": overhead, "flops_per_second": 1 / slope if slope else None,
-          "compile_seconds": compile_s}
+          "step_seconds": {f"{flops_0:.6g}": seconds_0, f"{flops_1:.6g}": seconds_1},
+          "step_seconds_exponent": exponent, "compile_seconds": compile_s}
 
 
 def format_plan(plan: dict) -> str:

@@ -74,6 +74,16 @@ def global_batch(mesh, local: dict, leading: int) -> dict:
   return {k: put(np.asarray(v)) for k, v in local.items()}
 
 
+def call_steps(compiled, state, batches, mesh, k: int):
+  """k optimizer steps on the next k batches in one jitted call -> (state, metrics [k, ...])."""
+  local = [next(batches) for _ in range(k)]
+  if k > 1:
+    stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
+    return compiled.multi(state, global_batch(mesh, stacked, 1))
+  state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
+  return state, jax.tree.map(lambda x: x[None], metrics)
+
+
 def evaluate(compiled, state, mesh, batches: list[dict], stop=None) -> dict:
   """Mean of the loss's metrics over the eval batches, weighted by `weight` when given.
 
@@ -320,14 +330,7 @@ class TrainLoop:
 
   def _call(self, state, k: int):
     """k optimizer steps in one jitted call; their metrics are queued, not fetched."""
-    mesh, compiled = self.run.mesh, self.run.compiled
-    local = [next(self.batches) for _ in range(k)]
-    if k > 1:
-      stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
-      state, metrics = compiled.multi(state, global_batch(mesh, stacked, 1))
-    else:
-      state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
-      metrics = jax.tree.map(lambda x: x[None], metrics)
+    state, metrics = call_steps(self.run.compiled, state, self.batches, self.run.mesh, k)
     failpoints.hit("train_call")
     self.pending.append(metrics)
     self.step += k

@@ -32,6 +32,23 @@ def test_plan_is_deterministic_and_spends_each_budget(sweep_config):
     assert len(sizes) + len(dropped) == 4 and len(set(sizes)) == len(sizes)
 
 
+def test_probe_estimates_every_run_without_changing_the_plan(sweep_config):
+  """The timing probe runs the real loop for the smallest and largest run; sweep.json stays the
+  same with or without it (timings are printed, not stored)."""
+  plan = planner.load_or_plan(sweep_config, probe=True)
+  text = open(os.path.join(sweep_config.workdir, "sweep.json")).read()
+  estimate = plan["estimate"]
+  assert set(estimate["seconds"]) == {r["run_id"] for r in plan["runs"]}
+  assert all(s > 0 for s in estimate["seconds"].values())
+  assert estimate["total_seconds"] == pytest.approx(sum(estimate["seconds"].values()))
+  assert 0 < estimate["step_seconds_exponent"] and len(estimate["step_seconds"]) == 2
+  table = planner.format_plan(plan)
+  assert f"total: {len(plan['runs'])} runs, about" in table and "min on this machine" in table
+  assert "estimate" not in json.loads(text)
+  planner.load_or_plan(sweep_config, probe=False)
+  assert open(os.path.join(sweep_config.workdir, "sweep.json")).read() == text
+
+
 def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
   sweep_config.sweep.min_steps = 150
   plan = planner.plan_sweep(sweep_config, probe=False)
