@@ -44,11 +44,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
-  if _PEAK_FLOPS.value is not None:
-    config.train.peak_flops = _PEAK_FLOPS.value
   try:
     train_sweep = "sweep" in config and not _SINGLE.value
     config_check.check_fields(config, sweep=train_sweep)
+    if _PEAK_FLOPS.value is not None:
+      config.train.peak_flops = _PEAK_FLOPS.value
     if train_sweep:
       rows = sweep.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
       print(sweep.format_summary(rows))
