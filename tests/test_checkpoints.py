@@ -104,7 +104,8 @@ def test_killed_run_resumes_bitwise(setup, failpoint, resumed_from, tmp_path):
     assert steps and steps[0] in (resumed_from, resumed_from + 100)
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_resumable(setup, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_saves_a_checkpoint_and_exits_resumable(setup, tmp_path, signum):
   workdir = str(tmp_path / "run")
   proc = _train(setup["config"], workdir, "--single", cache=setup["cache"], popen=True)
   metrics = os.path.join(workdir, "runs", RUN_ID, "metrics.jsonl")
@@ -112,7 +113,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_resumable(setup, tmp_path):
   while not (os.path.exists(metrics) and os.path.getsize(metrics)) and time.time() < deadline:
     time.sleep(0.05)
   sent = time.time()
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signum)
   _, stderr = proc.communicate(timeout=60)
   assert proc.returncode == checkpoints.PREEMPTED_EXIT_CODE, stderr[-2000:]
   assert time.time() - sent < 20, "a preempted run must stop within a bounded time"
