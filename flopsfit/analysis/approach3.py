@@ -125,12 +125,13 @@ def fit_grid(data: Data, delta: float, starts: Optional[np.ndarray] = None) -> G
   polished = batched_lbfgs.minimize(fun, first.x[order], **_POLISH_TOL)
   best = int(np.argmin(polished.fun))
   theta, f_opt = polished.x[best], float(polished.fun[best])
-  # Starts whose grid-phase endpoint is the optimum (up to the grid phase's tolerances).
-  near = np.flatnonzero(first.fun <= f_opt * (1 + 1e-6) + 1e-12)
-  near_x = np.flatnonzero(np.max(np.abs(first.x - theta), axis=1) <= 1e-2)
-  reached = np.intersect1d(near, near_x)
-  if reached.size == 0:
-    reached = order[best:best + 1]
+  # Starts that reach the optimum: those whose grid-phase endpoint is already there (up to the
+  # grid phase's tolerances), and those among the polished whose polished endpoint is. In a flat
+  # valley the loose grid phase stops short of the optimum, so the polished ones matter.
+  def at_optimum(x, f):
+    return (f <= f_opt * (1 + 1e-6) + 1e-12) & (np.max(np.abs(x - theta), axis=1) <= 1e-2)
+  reached = np.union1d(np.flatnonzero(at_optimum(first.x, first.fun)),
+                       order[at_optimum(polished.x, polished.fun)])
   lo = np.array([ax[0] for ax in GRID_AXES])
   hi = np.array([ax[-1] for ax in GRID_AXES])
   on_edge = np.sum((starts[reached] == lo) | (starts[reached] == hi), axis=1)
