@@ -402,6 +402,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
       "run_id": run.run_id, "status": loop.status, "error": loop.error, "seed": config.seed,
       "budget_flops": float(config.train.budget_flops), "shape": run.shape,
       "steps": step, "planned_steps": run.total_steps, "batch_size": config.train.batch_size,
+      "learning_rate": float(config.optim.learning_rate),
       "tokens": tokens, "unit": run.dataset.unit, "tokens_per_step": run.units_per_step,
       "params": run.param_counts,
       "flops_per_step": compiled.flops_per_step,

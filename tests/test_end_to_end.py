@@ -37,13 +37,19 @@ def test_plan_train_analyze_plot(sweep_config, tmp_path):
     result = json.load(open(os.path.join(config.workdir, "runs", run["run_id"], "result.json")))
     assert result["status"] == "completed"
     assert result["flops"]["xla"] == pytest.approx(run["spent_flops"])
+    assert (result["learning_rate"], result["batch_size"]) == (run["learning_rate"],
+                                                               run["batch_size"])
   _run("flopsfit.analyze", f"--config={path}")
   laws = json.load(open(os.path.join(config.workdir, "scaling_laws.json")))
   assert len(laws["runs"]) == len(plan["runs"])
   _run("flopsfit.plot", f"--config={path}")
   pngs = {os.path.basename(p) for p in glob.glob(os.path.join(config.workdir, "plots", "*.png"))}
   assert {"isoflop.png", "training_curves.png"} <= pngs
-  assert os.path.exists(os.path.join(config.workdir, "plots", "report.md"))
+  report = open(os.path.join(config.workdir, "plots", "report.md")).read()
+  # The report states the hyperparameters the runs used (set per run by the sweep's rule).
+  lrs = sorted({r["learning_rate"] for r in plan["runs"]})
+  lr_text = f"{lrs[0]:.3g}" if len(lrs) == 1 else f"{lrs[0]:.3g} to {lrs[-1]:.3g} across runs"
+  assert f"lr `{lr_text}`" in report and f"per-run rule `{config.hparams.factory}`" in report
 
 
 @pytest.mark.parametrize("config_file", sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))))

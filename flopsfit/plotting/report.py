@@ -82,12 +82,28 @@ def _get(config: dict, dotted: str) -> Any:
   return config
 
 
+def _per_run_hparams(inputs: Inputs) -> dict[str, str]:
+  """Batch size and learning rate as the runs used them (a sweep sets them per run through
+  `config.hparams`), overriding the config's single-run values."""
+  out = {}
+  for label, key in (("batch", "batch_size"), ("lr", "learning_rate")):
+    values = sorted({r[key] for r in inputs.results.values() if r.get(key) is not None})
+    if values:
+      out[label] = (f"{values[0]:.3g}" if len(values) == 1 else
+                    f"{values[0]:.3g} to {values[-1]:.3g} across runs")
+  rule = _get(inputs.config, "hparams.factory")
+  if out and rule and _get(inputs.config, "sweep"):
+    out["per-run rule"] = rule
+  return out
+
+
 def _setup(inputs: Inputs) -> list[str]:
   a = inputs.analysis
   out = ["## Setup", ""]
   if inputs.config:
-    known = [(label, _get(inputs.config, path)) for label, path in _KNOWN_CONFIG]
-    shown = ", ".join(f"{label} `{v}`" for label, v in known if v not in (None, ""))
+    known = dict((label, _get(inputs.config, path)) for label, path in _KNOWN_CONFIG)
+    known.update(_per_run_hparams(inputs))
+    shown = ", ".join(f"{label} `{v}`" for label, v in known.items() if v not in (None, ""))
     if shown:
       out.append(f"- **Config**: {shown} (full config at the end).")
   if a is None:
