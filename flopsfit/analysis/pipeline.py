@@ -13,7 +13,7 @@ from flopsfit.analysis.options import AnalysisOptions
 
 VERSION = 1
 OUTPUT_NAME = "scaling_laws.json"
-_FLOP_MODEL_WARN = 0.05  # Warn when C = κ N^p D misses a run's C by more than this.
+_FLOP_MODEL_WARN = 0.05  # Warn when the FLOP model misses a run's C by more than this.
 
 
 def write_json(path: str, out: dict[str, Any]) -> None:
@@ -69,8 +69,8 @@ def analyze_table(table: results.RunTable, options: AnalysisOptions = AnalysisOp
   flops = frontier.FlopModel.fit(table)
   out["flop_model"] = flops.to_json()
   if not flops.exact and flops.max_rel_error > _FLOP_MODEL_WARN:
-    warnings.append(f"the FLOP model C = {flops.kappa:.4g}·N^{flops.exponent:.4f}·D misses some "
-                    f"run's C by {flops.max_rel_error:.1%}; the frontier uses it")
+    warnings.append(f"the FLOP model {flops.formula()} misses some run's C by "
+                    f"{flops.max_rel_error:.1%}; the frontier uses it")
 
   fits: dict[str, Any] = {}
   for name, fit_one in (("approach1", approach1.fit), ("approach2", approach2.fit),

@@ -21,6 +21,11 @@ def loss(params: dict[str, Any], N, D):
   return p["E"] + p["A"] / np.power(N, p["alpha"]) + p["B"] / np.power(D, p["beta"])
 
 
+def flops_per_unit(flop_model: dict[str, Any], N) -> np.ndarray:
+  """φ(N) = Σ c_k·N^q_k of a scaling_laws.json `flop_model` (C = φ(N)·D)."""
+  return sum(c * np.power(N, q) for c, q in zip(flop_model["coefficients"], flop_model["powers"]))
+
+
 def isoflop_lines(budgets: list[dict[str, Any]], most: int = 12) -> list[tuple[float, float]]:
   """(budget, C) of the IsoFLOP lines to draw: every budget's mean C, or with more than `most`
   budgets, the powers of ten in their range."""
@@ -67,19 +72,18 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
 
   from matplotlib.lines import Line2D
   handles, labels = [], []
-  flop = analysis.get("flop_model") or {"kappa": 6.0, "exponent": 1.0}
+  flop = analysis.get("flop_model") or {"coefficients": [6.0], "powers": [1.0],
+                                         "formula": "C = 6·N·D"}
   lines_at = isoflop_lines(analysis.get("budgets") or [])
   for budget, c in lines_at:
-    d_line = c / (flop["kappa"] * np.power(n_grid, flop["exponent"]))
+    d_line = c / flops_per_unit(flop, n_grid)
     ax.plot(n_grid, d_line, "--", color=colors(budget), linewidth=1.1,
             gid=style.gid("isoflop", budget))
   if lines_at:
     handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=1.1))
-    kappa = "6" if flop.get("exact_6ND") else f"{flop['kappa']:.3g}"
-    exponent = "" if abs(flop["exponent"] - 1) < 1e-3 else f"^{flop['exponent']:.3f}"
     which = ("one per budget" if len(lines_at) == len(analysis.get("budgets") or []) else
              "at powers of ten")
-    labels.append(f"IsoFLOP lines, C = {kappa}·N{exponent}·D\n({which})")
+    labels.append(f"IsoFLOP lines, {flop['formula']}\n({which})")
   by_budget: dict = {}
   for r in runs:
     if r.get("D"):

@@ -125,8 +125,7 @@ def _setup(inputs: Inputs) -> list[str]:
   if fm:
     how = ("exactly 6·N·D: closed form" if fm.get("exact_6ND") else
            f"fitted to the runs, max error {fm.get('max_rel_error') or 0:.2%}: numerical optimum")
-    out.append(f"- **FLOP model** for the frontier: C = {fm['kappa']:.4g}·N^{fm['exponent']:.4f}"
-               f"·D ({how}).")
+    out.append(f"- **FLOP model** for the frontier: {fm['formula']} ({how}).")
   boot, opts = a.get("bootstrap") or {}, a.get("options") or {}
   if boot.get("samples"):
     out.append(f"- **Intervals**: central {boot.get('interval', 0.95):.0%} of "

@@ -121,7 +121,9 @@ def test_workdir_analysis_writes_json_and_warns_about_excluded_runs(tmp_path):
                                        "reason": "status 'diverged': non-finite loss"}]
   assert any("c1e+18-bad-s0" in w and "excluded" in w for w in written["warnings"])
   assert out["approach3"]["frontier_method"] == "numerical"  # C = 6.3·N·D here.
-  assert out["flop_model"]["kappa"] == pytest.approx(6.3)
+  flop = out["flop_model"]
+  phi = sum(c * 1e6 ** q for c, q in zip(flop["coefficients"], flop["powers"]))
+  assert phi == pytest.approx(6.3e6) and flop["max_rel_error"] < 1e-9
 
 
 def test_all_runs_excluded_still_writes_a_report(tmp_path):
