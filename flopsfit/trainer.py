@@ -161,7 +161,6 @@ class CompiledRun:
   """One run once its step is compiled: what the loop, the eval and result.json need."""
   config: Any
   run_id: str
-  run_dir: str
   shape: dict
   mesh: Any
   dataset: Any
@@ -252,7 +251,7 @@ def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -
   peak, peak_source = throughput.peak_flops(mesh, compute_dtype, config.train.get("peak_flops", 0.0))
   attention = getattr(abstract_model, "attention_flops_per_token", None)
   run = CompiledRun(
-      config=config, run_id=run_id, run_dir=run_dir, shape=shape, mesh=mesh, dataset=dataset,
+      config=config, run_id=run_id, shape=shape, mesh=mesh, dataset=dataset,
       train_source=train_source, compiled=compiled, total_steps=total_steps,
       units_per_step=units_per_step, eval_records=eval_records, param_counts=param_counts,
       attention_per_token=attention(dataset.units_per_record) if callable(attention) else 0.0,

@@ -56,10 +56,6 @@ class FlopModel:
     best = int(np.argmin(errors))
     return cls(*candidates[best], False, errors[best], bracket)
 
-  def flops_per_unit(self, N) -> np.ndarray:
-    """φ(N): the FLOPs per unit of D of a model with N parameters."""
-    return _phi(self.coefficients, self.powers, np.asarray(N, float))
-
   def formula(self) -> str:
     """φ(N)·D as text, e.g. 'C = (6.43·N + 48.7·N^0.667)·D'."""
     terms = [f"{c:.4g}·N" + ("" if abs(q - 1) < 1e-12 else f"^{q:.3g}")
