@@ -13,21 +13,42 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # As flopsfit/analyze.py does.
 
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
+from absl import (
+  app,  # noqa: E402
+  flags,  # noqa: E402
+)
 from scipy import optimize  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from flopsfit.analysis import (AnalysisOptions, FitError, analyze_table, approach1,  # noqa
-                               approach2, approach3, bootstrap, holdout, load_csv, results)
+from flopsfit.analysis import (
+  AnalysisOptions,
+  FitError,
+  analyze_table,
+  approach1,  # noqa
+  approach2,
+  approach3,
+  bootstrap,
+  holdout,
+  load_csv,
+  results,
+)
 
 _SAMPLES = flags.DEFINE_integer("bootstrap_samples", 1000, "Bootstrap resamples.")
 _CHECK = flags.DEFINE_bool("check_scipy", False, "Also run scipy L-BFGS-B from every start.")
 _CHINCHILLA = flags.DEFINE_string(
-    "chinchilla", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
-                               "data", "chinchilla-epoch", "svg_extracted_data.csv"),
-    "Published runs to time as well (skipped if absent).")
+  "chinchilla",
+  os.path.join(
+    os.path.dirname(os.path.abspath(__file__)),
+    "..",
+    "..",
+    "shared",
+    "data",
+    "chinchilla-epoch",
+    "svg_extracted_data.csv",
+  ),
+  "Published runs to time as well (skipped if absent).",
+)
 
 
 def synthetic_sweep(num_budgets: int = 10, sizes: int = 25, seed: int = 0) -> results.RunTable:
@@ -36,16 +57,24 @@ def synthetic_sweep(num_budgets: int = 10, sizes: int = 25, seed: int = 0) -> re
   E, A, B, alpha, beta = 1.8, 250.0, 2000.0, 0.30, 0.40
   budgets = np.logspace(17, 21, num_budgets)
   g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-  n = np.concatenate([g * (c / 6) ** (beta / (alpha + beta)) * np.logspace(-1, 1, sizes)
-                      for c in budgets])
+  n = np.concatenate(
+    [g * (c / 6) ** (beta / (alpha + beta)) * np.logspace(-1, 1, sizes) for c in budgets]
+  )
   c = np.repeat(budgets, sizes)
   d = c / (6 * n)
-  loss = (E + A / n ** alpha + B / d ** beta) * np.exp(0.005 * rng.standard_normal(n.size))
+  loss = (E + A / n**alpha + B / d**beta) * np.exp(0.005 * rng.standard_normal(n.size))
   return results.RunTable(
-      run_id=np.array([f"r{i}" for i in range(n.size)], dtype=object), N=n, D=d, C=c, loss=loss,
-      group=np.repeat(np.arange(num_budgets), sizes), budgets=budgets, excluded=[],
-      conventions={"flops": "6ND", "params": "N", "data": "tokens"},
-      source={"kind": "benchmark", "budgets_given": True, "budgets_from": "synthetic"})
+    run_id=np.array([f"r{i}" for i in range(n.size)], dtype=object),
+    N=n,
+    D=d,
+    C=c,
+    loss=loss,
+    group=np.repeat(np.arange(num_budgets), sizes),
+    budgets=budgets,
+    excluded=[],
+    conventions={"flops": "6ND", "params": "N", "data": "tokens"},
+    source={"kind": "benchmark", "budgets_given": True, "budgets_from": "synthetic"},
+  )
 
 
 def _timed(fn):
@@ -58,9 +87,11 @@ def stages(name: str, table: results.RunTable, samples: int) -> list[tuple[str, 
   rows = []
   data = approach3.Data.from_arrays(table.N, table.D, table.loss)
   fits = {}
-  for stage, fn in (("approach1", lambda: approach1.fit(table)),
-                    ("approach2", lambda: approach2.fit(table)),
-                    ("approach3: 4,500 starts", lambda: approach3.fit_grid(data, 1e-3))):
+  for stage, fn in (
+    ("approach1", lambda: approach1.fit(table)),
+    ("approach2", lambda: approach2.fit(table)),
+    ("approach3: 4,500 starts", lambda: approach3.fit_grid(data, 1e-3)),
+  ):
     try:
       fit, seconds = _timed(fn)
       fits[stage.split(":")[0]] = fit
@@ -83,8 +114,10 @@ def scipy_check(name: str, table: results.RunTable) -> None:
   ours, ours_seconds = _timed(lambda: approach3.fit_grid(data, 1e-3))
   n = table.size
   print(f"\n{name}: scipy L-BFGS-B from every start vs flopsfit ({n} runs)")
-  print(f"{'objective':>10} {'best sum objective':>20} {'E':>8} {'alpha':>8} {'beta':>8} "
-        f"{'a':>7} {'seconds':>8}")
+  print(
+    f"{'objective':>10} {'best sum objective':>20} {'E':>8} {'alpha':>8} {'beta':>8} "
+    f"{'a':>7} {'seconds':>8}"
+  )
   for reduction in ("sum", "mean"):
     scale = 1.0 if reduction == "sum" else 1.0 / n
 
@@ -92,24 +125,40 @@ def scipy_check(name: str, table: results.RunTable) -> None:
       f, g = approach3.objective(x[None], data, 1e-3)
       return f[0] * scale, g[0] * scale
 
-    best, seconds = _timed(lambda: min(
+    best, seconds = _timed(
+      lambda: min(
         (optimize.minimize(fun, s, jac=True, method="L-BFGS-B") for s in approach3.grid()),
-        key=lambda o: o.fun))
+        key=lambda o: o.fun,
+      )
+    )
     p = approach3.named(best.x)
-    print(f"{'scipy ' + reduction:>10} {best.fun / scale:>20.10g} {p['E']:>8.4f} "
-          f"{p['alpha']:>8.4f} {p['beta']:>8.4f} {p['a']:>7.3f} {seconds:>8.1f}")
+    print(
+      f"{'scipy ' + reduction:>10} {best.fun / scale:>20.10g} {p['E']:>8.4f} "
+      f"{p['alpha']:>8.4f} {p['beta']:>8.4f} {p['a']:>7.3f} {seconds:>8.1f}"
+    )
   p = approach3.named(ours.theta)
-  print(f"{'flopsfit':>10} {ours.objective:>20.10g} {p['E']:>8.4f} {p['alpha']:>8.4f} "
-        f"{p['beta']:>8.4f} {p['a']:>7.3f} {ours_seconds:>8.1f}")
+  print(
+    f"{'flopsfit':>10} {ours.objective:>20.10g} {p['E']:>8.4f} {p['alpha']:>8.4f} "
+    f"{p['beta']:>8.4f} {p['a']:>7.3f} {ours_seconds:>8.1f}"
+  )
 
 
 def main(argv):
   del argv
   tables = [("synthetic 250", synthetic_sweep())]
   if os.path.exists(_CHINCHILLA.value):
-    tables.append(("chinchilla 240", load_csv(
-        _CHINCHILLA.value, AnalysisOptions(max_loss=3.40593), n_column="Model Size",
-        c_column="Training FLOP", loss_column="loss")))
+    tables.append(
+      (
+        "chinchilla 240",
+        load_csv(
+          _CHINCHILLA.value,
+          AnalysisOptions(max_loss=3.40593),
+          n_column="Model Size",
+          c_column="Training FLOP",
+          loss_column="loss",
+        ),
+      )
+    )
   print(f"cpus: {os.cpu_count()}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
   print(f"{'data':<16} {'stage':<44} {'seconds':>8}")
   for name, table in tables:

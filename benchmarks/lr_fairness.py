@@ -22,8 +22,13 @@ def main():
   parser.add_argument("--json", action="store_true")
   args = parser.parse_args()
   import importlib.util
+
   from absl import logging
-  from flopsfit import planner, trainer
+
+  from flopsfit.engine import run as run_lib
+  from flopsfit.sweep import planner
+  from flopsfit.sweep.run_config import run_config
+
   logging.set_verbosity(logging.WARNING)
   path, _, arg = args.config.partition(":")
   spec = importlib.util.spec_from_file_location("config", path)
@@ -38,12 +43,22 @@ def main():
   rows = []
   for run in (runs[0], runs[-1]):
     for m in (float(x) for x in args.multipliers.split(",")):
-      lr_run = {**run, "learning_rate": run["learning_rate"] * m,
-                "run_id": f"{run['run_id']}-lrx{m:g}"}
-      result = trainer.train_run(planner.run_config(config, lr_run))
-      rows.append({"run": run["run_id"], "N": run["params"]["non_embedding"],
-                   "lr_multiplier": m, "learning_rate": lr_run["learning_rate"],
-                   "eval_loss": result["final_eval_loss"], "status": result["status"]})
+      lr_run = {
+        **run,
+        "learning_rate": run["learning_rate"] * m,
+        "run_id": f"{run['run_id']}-lrx{m:g}",
+      }
+      result = run_lib.train_run(run_config(config, lr_run))
+      rows.append(
+        {
+          "run": run["run_id"],
+          "N": run["params"]["non_embedding"],
+          "lr_multiplier": m,
+          "learning_rate": lr_run["learning_rate"],
+          "eval_loss": result["final_eval_loss"],
+          "status": result["status"],
+        }
+      )
   if args.json:
     json.dump(rows, sys.stdout, indent=1)
     print()
@@ -51,7 +66,9 @@ def main():
   print(f"{'run':<24} {'N':>8} {'lr x':>5} {'lr':>9} {'eval loss':>9}")
   for r in rows:
     loss = "diverged" if r["eval_loss"] is None else f"{r['eval_loss']:.4f}"
-    print(f"{r['run']:<24} {r['N']:>8,} {r['lr_multiplier']:>5g} {r['learning_rate']:>9.3g} {loss:>9}")
+    print(
+      f"{r['run']:<24} {r['N']:>8,} {r['lr_multiplier']:>5g} {r['learning_rate']:>9.3g} {loss:>9}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,11 @@ minute: eval loss about 2.90.
 import ml_collections
 
 SIZES = {  # name: (d_model, n_layers)
-    "tiny": (16, 2), "small": (32, 2), "base": (64, 2), "b128": (128, 4), "b256": (256, 4),
+  "tiny": (16, 2),
+  "small": (32, 2),
+  "base": (64, 2),
+  "b128": (128, 4),
+  "b256": (256, 4),
 }
 
 
@@ -37,8 +41,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   options = parse_arg(arg)
   unknown = set(options) - {"quick", "size"}
   if unknown:
-    raise ValueError(f"configs/gpt.py: unknown config argument(s) {sorted(unknown)}; "
-                     "expected 'quick' and/or 'size=<name>'")
+    raise ValueError(
+      f"configs/gpt.py: unknown config argument(s) {sorted(unknown)}; "
+      "expected 'quick' and/or 'size=<name>'"
+    )
   size = options.get("size", "small")
   if size not in SIZES:
     raise ValueError(f"configs/gpt.py: size={size!r}; expected one of {sorted(SIZES)}")
@@ -58,9 +64,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.factory = "flopsfit.models.gpt:GPT"
-  config.model.kwargs = ml_collections.ConfigDict(dict(
-      vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, head_dim=head_dim, mlp="swiglu",
-      tied_embeddings=True, dtype="float32"))
+  config.model.kwargs = ml_collections.ConfigDict(
+    dict(
+      vocab_size=vocab_size,
+      d_model=d_model,
+      n_layers=n_layers,
+      head_dim=head_dim,
+      mlp="swiglu",
+      tied_embeddings=True,
+      dtype="float32",
+    )
+  )
   config.model.shape_fields = ("d_model", "n_layers")
   config.model.size_rule = ml_collections.ConfigDict()  # shape for a target N (non-embedding)
   config.model.size_rule.factory = "flopsfit.models.gpt:GPTShapeRule"
@@ -68,9 +82,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.dataset = ml_collections.ConfigDict()
   config.dataset.factory = "flopsfit.data.synthetic:ZipfMarkovLanguage"
-  config.dataset.kwargs = ml_collections.ConfigDict(dict(
-      seq_len=seq_len, vocab_size=vocab_size, order=2, successors=8, zipf_tokens=1.0,
-      zipf_successors=1.0, seed=0))
+  config.dataset.kwargs = ml_collections.ConfigDict(
+    dict(
+      seq_len=seq_len,
+      vocab_size=vocab_size,
+      order=2,
+      successors=8,
+      zipf_tokens=1.0,
+      zipf_successors=1.0,
+      seed=0,
+    )
+  )
 
   config.loss = ml_collections.ConfigDict()
   config.loss.factory = "flopsfit.losses:next_token_cross_entropy"
@@ -88,7 +110,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.checkpoint.every_seconds = 60.0  # 0: never by time
   config.checkpoint.every_steps = 0  # 0: never by step count
   config.checkpoint.keep = 2  # the newest checkpoints kept while the run trains
-  config.checkpoint.on_finish = "delete"  # once result.json is written: delete | keep_last | keep_all
+  config.checkpoint.on_finish = (
+    "delete"  # once result.json is written: delete | keep_last | keep_all
+  )
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 6e-3
@@ -118,16 +142,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.hparams = ml_collections.ConfigDict()
   config.hparams.factory = "flopsfit.hparams:width_scaled_adamw"
-  config.hparams.kwargs = ml_collections.ConfigDict(dict(
-      lr_constant=0.8, lr_max=2e-2, width_field="d_model", batch_size=16,
-      batch_budget_exponent=0.0, reference_budget=1e12))
+  config.hparams.kwargs = ml_collections.ConfigDict(
+    dict(
+      lr_constant=0.8,
+      lr_max=2e-2,
+      width_field="d_model",
+      batch_size=16,
+      batch_budget_exponent=0.0,
+      reference_budget=1e12,
+    )
+  )
 
   config.eval = ml_collections.ConfigDict()
   config.eval.tokens = 2**17  # held-out tokens scored at the end of every run
   config.eval.batch_size = 256
 
   config.analysis = ml_collections.ConfigDict()  # see README "Fitting scaling laws"
-  config.analysis.flops_convention = "xla"  # xla | 6ND_total | 6ND_non_embedding | attention_inclusive
+  config.analysis.flops_convention = (
+    "xla"  # xla | 6ND_total | 6ND_non_embedding | attention_inclusive
+  )
   config.analysis.params_convention = "non_embedding"  # or total
   config.analysis.huber_delta = 1e-3
   config.analysis.bootstrap_samples = 1000

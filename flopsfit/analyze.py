@@ -16,8 +16,10 @@ import sys
 # as slow on two busy cores). Set before numpy loads; an explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
+from absl import (
+  app,  # noqa: E402
+  flags,  # noqa: E402
+)
 from ml_collections import config_flags  # noqa: E402
 
 from flopsfit import analysis  # noqa: E402
@@ -31,19 +33,30 @@ _D_COLUMN = flags.DEFINE_string("d_column", None, "CSV column of tokens (default
 _C_COLUMN = flags.DEFINE_string("c_column", None, "CSV column of compute (default: C if present).")
 _LOSS_COLUMN = flags.DEFINE_string("loss_column", "loss", "CSV column of final losses.")
 _BUDGET_COLUMN = flags.DEFINE_string(
-    "budget_column", None, "CSV column of IsoFLOP budgets (default: group runs by C).")
+  "budget_column", None, "CSV column of IsoFLOP budgets (default: group runs by C)."
+)
 _RUN_ID_COLUMN = flags.DEFINE_string("run_id_column", None, "CSV column naming each run.")
-_OUT = flags.DEFINE_string("out", None, "Output path (default: <workdir>/scaling_laws.json, or "
-                           "scaling_laws.json in the current directory for --results).")
+_OUT = flags.DEFINE_string(
+  "out",
+  None,
+  "Output path (default: <workdir>/scaling_laws.json, or "
+  "scaling_laws.json in the current directory for --results).",
+)
 _PREDICT = flags.DEFINE_list("predict", None, "Budgets to predict, e.g. 1e20,1e21.")
-_FLOPS = flags.DEFINE_enum("flops_convention", None, list(analysis.options.FLOPS_CONVENTIONS),
-                           "Overrides analysis.flops_convention.")
-_PARAMS = flags.DEFINE_enum("params_convention", None,
-                            list(analysis.options.PARAMS_CONVENTIONS),
-                            "Overrides analysis.params_convention.")
+_FLOPS = flags.DEFINE_enum(
+  "flops_convention",
+  None,
+  list(analysis.options.FLOPS_CONVENTIONS),
+  "Overrides analysis.flops_convention.",
+)
+_PARAMS = flags.DEFINE_enum(
+  "params_convention",
+  None,
+  list(analysis.options.PARAMS_CONVENTIONS),
+  "Overrides analysis.params_convention.",
+)
 _HUBER = flags.DEFINE_float("huber_delta", None, "Overrides analysis.huber_delta.")
-_SAMPLES = flags.DEFINE_integer("bootstrap_samples", None,
-                                "Overrides analysis.bootstrap_samples.")
+_SAMPLES = flags.DEFINE_integer("bootstrap_samples", None, "Overrides analysis.bootstrap_samples.")
 _SEED = flags.DEFINE_integer("seed", None, "Overrides analysis.seed.")
 _MAX_LOSS = flags.DEFINE_float("max_loss", None, "Exclude runs with loss >= this.")
 _BUDGET_RTOL = flags.DEFINE_float("budget_rtol", None, "Overrides analysis.budget_rtol.")
@@ -55,8 +68,9 @@ def _predict_budgets() -> list[float] | None:
   try:
     return [float(v) for v in _PREDICT.value]
   except ValueError:
-    raise analysis.InputError(f"--predict: expected numbers like 1e20,1e21, found "
-                              f"{','.join(_PREDICT.value)!r}") from None
+    raise analysis.InputError(
+      f"--predict: expected numbers like 1e20,1e21, found {','.join(_PREDICT.value)!r}"
+    ) from None
 
 
 def run() -> str:
@@ -64,16 +78,29 @@ def run() -> str:
   config = _CONFIG.value
   section = config.get("analysis") if config is not None else None
   options = analysis.from_config(
-      section, predict=_predict_budgets(), flops_convention=_FLOPS.value,
-      params_convention=_PARAMS.value, huber_delta=_HUBER.value,
-      bootstrap_samples=_SAMPLES.value, seed=_SEED.value, max_loss=_MAX_LOSS.value,
-      budget_rtol=_BUDGET_RTOL.value)
+    section,
+    predict=_predict_budgets(),
+    flops_convention=_FLOPS.value,
+    params_convention=_PARAMS.value,
+    huber_delta=_HUBER.value,
+    bootstrap_samples=_SAMPLES.value,
+    seed=_SEED.value,
+    max_loss=_MAX_LOSS.value,
+    budget_rtol=_BUDGET_RTOL.value,
+  )
   if _RESULTS.value:
     out_path = _OUT.value or analysis.OUTPUT_NAME
     out = analysis.analyze_csv(
-        _RESULTS.value, options, out_path=out_path, n_column=_N_COLUMN.value,
-        loss_column=_LOSS_COLUMN.value, d_column=_D_COLUMN.value, c_column=_C_COLUMN.value,
-        budget_column=_BUDGET_COLUMN.value, run_id_column=_RUN_ID_COLUMN.value)
+      _RESULTS.value,
+      options,
+      out_path=out_path,
+      n_column=_N_COLUMN.value,
+      loss_column=_LOSS_COLUMN.value,
+      d_column=_D_COLUMN.value,
+      c_column=_C_COLUMN.value,
+      budget_column=_BUDGET_COLUMN.value,
+      run_id_column=_RUN_ID_COLUMN.value,
+    )
   else:
     workdir = _WORKDIR.value or (config.get("workdir") if config is not None else None)
     if not workdir:

@@ -5,8 +5,8 @@ here naming the field, instead of with an AttributeError deep inside training.
 `configs/gpt.py` has every field, with comments.
 """
 
-from collections.abc import Sequence
 import numbers
+from collections.abc import Sequence
 
 
 class ConfigError(ValueError):
@@ -16,24 +16,44 @@ class ConfigError(ValueError):
 _INT, _NUMBER, _STR, _BOOL, _SEQUENCE = "an integer", "a number", "a string", "a bool", "a list"
 
 REQUIRED = {
-    "workdir": _STR, "seed": _INT,
-    "model.factory": _STR, "dataset.factory": _STR, "loss.factory": _STR,
-    "train.budget_flops": _NUMBER, "train.batch_size": _INT, "train.steps_per_call": _INT,
-    "train.log_every": _INT,
-    "checkpoint.every_seconds": _NUMBER, "checkpoint.every_steps": _INT,
-    "checkpoint.keep": _INT, "checkpoint.on_finish": _STR,
-    "optim.learning_rate": _NUMBER, "optim.schedule": _STR, "optim.warmup_fraction": _NUMBER,
-    "optim.decay_fraction": _NUMBER, "optim.final_lr_fraction": _NUMBER,
-    "optim.weight_decay": _NUMBER, "optim.b1": _NUMBER, "optim.b2": _NUMBER,
-    "optim.eps": _NUMBER, "optim.grad_clip": _NUMBER,
-    "eval.tokens": _INT, "eval.batch_size": _INT,
+  "workdir": _STR,
+  "seed": _INT,
+  "model.factory": _STR,
+  "dataset.factory": _STR,
+  "loss.factory": _STR,
+  "train.budget_flops": _NUMBER,
+  "train.batch_size": _INT,
+  "train.steps_per_call": _INT,
+  "train.log_every": _INT,
+  "checkpoint.every_seconds": _NUMBER,
+  "checkpoint.every_steps": _INT,
+  "checkpoint.keep": _INT,
+  "checkpoint.on_finish": _STR,
+  "optim.learning_rate": _NUMBER,
+  "optim.schedule": _STR,
+  "optim.warmup_fraction": _NUMBER,
+  "optim.decay_fraction": _NUMBER,
+  "optim.final_lr_fraction": _NUMBER,
+  "optim.weight_decay": _NUMBER,
+  "optim.b1": _NUMBER,
+  "optim.b2": _NUMBER,
+  "optim.eps": _NUMBER,
+  "optim.grad_clip": _NUMBER,
+  "eval.tokens": _INT,
+  "eval.batch_size": _INT,
 }
 
 REQUIRED_FOR_SWEEP = {
-    "sweep.budgets": _SEQUENCE, "sweep.shapes_per_budget": _INT, "sweep.decades": _NUMBER,
-    "sweep.tokens_per_param": _NUMBER, "sweep.seeds": _SEQUENCE, "sweep.min_steps": _INT,
-    "sweep.budget_tolerance": _NUMBER, "sweep.max_epochs": _NUMBER,
-    "sweep.memory_fraction": _NUMBER, "sweep.probe": _BOOL,
+  "sweep.budgets": _SEQUENCE,
+  "sweep.shapes_per_budget": _INT,
+  "sweep.decades": _NUMBER,
+  "sweep.tokens_per_param": _NUMBER,
+  "sweep.seeds": _SEQUENCE,
+  "sweep.min_steps": _INT,
+  "sweep.budget_tolerance": _NUMBER,
+  "sweep.max_epochs": _NUMBER,
+  "sweep.memory_fraction": _NUMBER,
+  "sweep.probe": _BOOL,
 }
 
 
@@ -61,9 +81,11 @@ def check_fields(config, sweep: bool = False) -> None:
     value = config
     for part in field.split("."):
       if not hasattr(value, "keys") or part not in value:
-        raise ConfigError(f"config.{field}: missing; expected {expected} "
-                          "(configs/gpt.py shows every field)")
+        raise ConfigError(
+          f"config.{field}: missing; expected {expected} (configs/gpt.py shows every field)"
+        )
       value = value[part]
     if not _has_type(value, expected):
-      raise ConfigError(f"config.{field}: expected {expected}, got {value!r} "
-                        f"({type(value).__name__})")
+      raise ConfigError(
+        f"config.{field}: expected {expected}, got {value!r} ({type(value).__name__})"
+      )

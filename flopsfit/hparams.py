@@ -7,10 +7,17 @@ A rule is named in `config.hparams` like a plugin and called as
 import math
 
 
-def width_scaled_adamw(*, lr_constant: float = 0.8, lr_max: float = 2e-2,
-                       width_field: str = "d_model", batch_size: int = 32,
-                       batch_budget_exponent: float = 0.0, reference_budget: float = 1e12,
-                       batch_min: int = 8, batch_max: int = 4096):
+def width_scaled_adamw(
+  *,
+  lr_constant: float = 0.8,
+  lr_max: float = 2e-2,
+  width_field: str = "d_model",
+  batch_size: int = 32,
+  batch_budget_exponent: float = 0.0,
+  reference_budget: float = 1e12,
+  batch_min: int = 8,
+  batch_max: int = 4096,
+):
   """AdamW learning rate ∝ 1/width, capped; batch size a power of two growing with budget.
 
   lr = min(lr_max, lr_constant / width). Adam's update size is independent of the gradient
@@ -23,8 +30,10 @@ def width_scaled_adamw(*, lr_constant: float = 0.8, lr_max: float = 2e-2,
 
   def rule(shape: dict, budget_flops: float) -> dict:
     if width_field not in shape:
-      raise ValueError(f"config.hparams.kwargs.width_field: {width_field!r} is not a shape "
-                       f"field (shape has {sorted(shape)})")
+      raise ValueError(
+        f"config.hparams.kwargs.width_field: {width_field!r} is not a shape "
+        f"field (shape has {sorted(shape)})"
+      )
     raw = batch_size * (budget_flops / reference_budget) ** batch_budget_exponent
     batch = int(min(batch_max, max(batch_min, 2 ** round(math.log2(raw)))))
     return {"learning_rate": min(lr_max, lr_constant / shape[width_field]), "batch_size": batch}

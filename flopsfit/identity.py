@@ -5,9 +5,18 @@ import json
 
 # Fields that change how or where runs execute, not what they compute: a workdir planned or a
 # run started with one value may be trained or resumed with another.
-EXECUTION_FIELDS = ("workdir", "run", "compilation_cache_dir", "train.log_every",
-                    "train.devices", "train.peak_flops", "train.steps_per_call", "analysis",
-                    "sweep.probe", "checkpoint")
+EXECUTION_FIELDS = (
+  "workdir",
+  "run",
+  "compilation_cache_dir",
+  "train.log_every",
+  "train.devices",
+  "train.peak_flops",
+  "train.steps_per_call",
+  "analysis",
+  "sweep.probe",
+  "checkpoint",
+)
 
 
 def identity(config) -> dict:

@@ -2,19 +2,19 @@
 
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
-from flopsfit import config_check
-from flopsfit import logs
-from flopsfit import planner
-from flopsfit import plugins
-from flopsfit import trainer
+from flopsfit import config_check, plugins
+from flopsfit.engine import distributed, logs
+from flopsfit.sweep import planner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:args]).")
-_FORCE = flags.DEFINE_bool("force", False, "Re-plan a workdir that holds another sweep's "
-                           "results, moving them to <workdir>/archive/<time>/.")
+_FORCE = flags.DEFINE_bool(
+  "force",
+  False,
+  "Re-plan a workdir that holds another sweep's results, moving them to <workdir>/archive/<time>/.",
+)
 _PROBE = flags.DEFINE_bool("probe", True, "Time a few steps to estimate each run's duration.")
 flags.mark_flags_as_required(["config"])
 
@@ -26,9 +26,10 @@ def main(argv):
   config = _CONFIG.value
   try:
     config_check.check_fields(config, sweep=True)
-    trainer.enable_compilation_cache(config)
-    plan = planner.load_or_plan(config, force=_FORCE.value,
-                                probe=_PROBE.value and config.sweep.get("probe", True))
+    distributed.enable_compilation_cache(config)
+    plan = planner.load_or_plan(
+      config, force=_FORCE.value, probe=_PROBE.value and config.sweep.get("probe", True)
+    )
   except (planner.PlanError, plugins.PluginError, config_check.ConfigError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -18,8 +18,10 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
+from absl import (
+  app,  # noqa: E402
+  flags,  # noqa: E402
+)
 from ml_collections import config_flags  # noqa: E402
 
 from flopsfit import plotting  # noqa: E402
@@ -27,19 +29,25 @@ from flopsfit import plotting  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Overrides config.workdir.")
 _ANALYSIS = flags.DEFINE_string(
-    "analysis", None, "A scaling_laws.json to plot (default: <workdir>/scaling_laws.json). "
-    "Without a workdir, its figures go to <its directory>/plots.")
+  "analysis",
+  None,
+  "A scaling_laws.json to plot (default: <workdir>/scaling_laws.json). "
+  "Without a workdir, its figures go to <its directory>/plots.",
+)
 _OUT = flags.DEFINE_string("out", None, "Plots directory (default: <workdir>/plots).")
 _SVG = flags.DEFINE_bool("svg", False, "Also write every figure as SVG.")
-_ANALYZE = flags.DEFINE_bool("analyze", True,
-                             "Run the analysis first when the workdir has no scaling_laws.json.")
-_TRAINING_X = flags.DEFINE_enum("training_x", "flops", ["flops", "tokens"],
-                                "x axis of the training curves.")
+_ANALYZE = flags.DEFINE_bool(
+  "analyze", True, "Run the analysis first when the workdir has no scaling_laws.json."
+)
+_TRAINING_X = flags.DEFINE_enum(
+  "training_x", "flops", ["flops", "tokens"], "x axis of the training curves."
+)
 
 
 def _analyze_first(workdir: str, config) -> None:
   """Writes <workdir>/scaling_laws.json if it is missing; says so. Bad runs are not fatal."""
   from flopsfit import analysis
+
   path = os.path.join(workdir, analysis.OUTPUT_NAME)
   if os.path.exists(path):
     return
@@ -59,18 +67,23 @@ def run() -> plotting.PlotResult:
     loaded = plotting.read_analysis(_ANALYSIS.value)
   if workdir is None:
     if loaded is None:
-      raise plotting.PlotInputError("give --config (with config.workdir), --workdir or "
-                                    "--analysis")
-    out = _OUT.value or os.path.join(os.path.dirname(os.path.abspath(_ANALYSIS.value)),
-                                     plotting.PLOTS_DIR)
+      raise plotting.PlotInputError("give --config (with config.workdir), --workdir or --analysis")
+    out = _OUT.value or os.path.join(
+      os.path.dirname(os.path.abspath(_ANALYSIS.value)), plotting.PLOTS_DIR
+    )
     return plotting.plot_analysis(loaded, out, svg=_SVG.value, analysis_path=_ANALYSIS.value)
   if not os.path.isdir(workdir):
     raise plotting.PlotInputError(f"{workdir}: no such workdir (config.workdir or --workdir)")
   if loaded is None and _ANALYZE.value:
     _analyze_first(workdir, config)
-  return plotting.plot_workdir(workdir, out_dir=_OUT.value, svg=_SVG.value,
-                               training_x=_TRAINING_X.value, analysis=loaded,
-                               config=config.to_dict() if config is not None else None)
+  return plotting.plot_workdir(
+    workdir,
+    out_dir=_OUT.value,
+    svg=_SVG.value,
+    training_x=_TRAINING_X.value,
+    analysis=loaded,
+    config=config.to_dict() if config is not None else None,
+  )
 
 
 def main(argv):
@@ -81,7 +94,7 @@ def main(argv):
   except plotting.PlotInputError as e:
     print(f"plot: error: {e}", file=sys.stderr)
     sys.exit(1)
-  for name, paths in result.paths.items():
+  for paths in result.paths.values():
     print(f"wrote {', '.join(paths)}")
   print(f"wrote {result.report}")
   for line in result.missing:

@@ -7,7 +7,8 @@ whose one-line message names the config field, raised before any training starts
 import dataclasses
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -28,8 +29,9 @@ def resolve(field: str, spec: Any) -> Callable:
   try:
     obj = importlib.import_module(module_name)
   except Exception as e:  # ImportError, or any error raised while importing the module
-    raise PluginError(f"config.{field}: cannot import module {module_name!r} "
-                      f"({type(e).__name__}: {e})") from None
+    raise PluginError(
+      f"config.{field}: cannot import module {module_name!r} ({type(e).__name__}: {e})"
+    ) from None
   for part in attr.split("."):
     if not hasattr(obj, part):
       raise PluginError(f"config.{field}: module {module_name!r} has no attribute {attr!r}")
@@ -47,7 +49,9 @@ def call(section: str, spec: str, factory: Callable, kwargs: dict) -> Any:
     signature = inspect.signature(factory.__init__ if is_class else factory)
     signature.bind(*((None,) if is_class else ()), **kwargs)
   except TypeError as e:
-    raise PluginError(f"config.{section}.kwargs: {spec} does not accept {sorted(kwargs)} ({e})") from None
+    raise PluginError(
+      f"config.{section}.kwargs: {spec} does not accept {sorted(kwargs)} ({e})"
+    ) from None
   except ValueError:  # some builtins have no signature; let the call decide
     pass
   try:
@@ -66,6 +70,7 @@ def kwargs_of(section) -> dict:
 @dataclasses.dataclass
 class Plugins:
   """The three resolved plugins of a config, with the model built per shape on demand."""
+
   model_spec: str
   model_factory: Callable
   model_kwargs: dict
@@ -76,8 +81,10 @@ class Plugins:
     kwargs = {**self.model_kwargs, **(shape or {}), "rngs": nnx.Rngs(seed)}
     model = call("model", self.model_spec, self.model_factory, kwargs)
     if not isinstance(model, nnx.Module):
-      raise PluginError(f"config.model.factory: {self.model_spec} returned a "
-                        f"{type(model).__name__}, expected a flax.nnx.Module")
+      raise PluginError(
+        f"config.model.factory: {self.model_spec} returned a "
+        f"{type(model).__name__}, expected a flax.nnx.Module"
+      )
     return model
 
   def abstract_model(self, shape: dict | None = None) -> nnx.Module:
@@ -92,22 +99,27 @@ def load(config) -> Plugins:
       raise PluginError(f"config.{field}.factory: missing; expected 'package.module:attr'")
   model_factory = resolve("model.factory", config.model.factory)
   dataset_spec = config.dataset.factory
-  dataset = call("dataset", dataset_spec, resolve("dataset.factory", dataset_spec),
-                 kwargs_of(config.dataset))
+  dataset = call(
+    "dataset", dataset_spec, resolve("dataset.factory", dataset_spec), kwargs_of(config.dataset)
+  )
   check_dataset(dataset, dataset_spec)
   loss_spec = config.loss.factory
   loss = call("loss", loss_spec, resolve("loss.factory", loss_spec), kwargs_of(config.loss))
   if not callable(loss):
-    raise PluginError(f"config.loss.factory: {loss_spec} returned a {type(loss).__name__}, "
-                      "expected a function loss(outputs, batch)")
+    raise PluginError(
+      f"config.loss.factory: {loss_spec} returned a {type(loss).__name__}, "
+      "expected a function loss(outputs, batch)"
+    )
   return Plugins(config.model.factory, model_factory, kwargs_of(config.model), dataset, loss)
 
 
 def check_dataset(dataset, spec: str) -> None:
   units = getattr(dataset, "units_per_record", None)
   if not isinstance(units, (int, np.integer)) or units <= 0:
-    raise PluginError(f"config.dataset.factory: {spec} has no positive integer "
-                      f"`units_per_record` (what one record counts as in D), got {units!r}")
+    raise PluginError(
+      f"config.dataset.factory: {spec} has no positive integer "
+      f"`units_per_record` (what one record counts as in D), got {units!r}"
+    )
   if not callable(getattr(dataset, "source", None)):
     raise PluginError(f"config.dataset.factory: {spec} has no `source(split)` method")
   for split in SPLITS:
@@ -116,13 +128,16 @@ def check_dataset(dataset, spec: str) -> None:
       length = len(source)
       record = source[0] if length else None
     except Exception as e:
-      raise PluginError(f"config.dataset.factory: {spec} has no usable {split!r} split "
-                        f"({type(e).__name__}: {e})") from None
+      raise PluginError(
+        f"config.dataset.factory: {spec} has no usable {split!r} split ({type(e).__name__}: {e})"
+      ) from None
     if not length:
       raise PluginError(f"config.dataset.factory: {spec}'s {split!r} split is empty")
     if not isinstance(record, dict) or not all(isinstance(v, np.ndarray) for v in record.values()):
-      raise PluginError(f"config.dataset.factory: {spec}'s {split!r} records must be dicts of "
-                        f"numpy arrays, got {type(record).__name__}")
+      raise PluginError(
+        f"config.dataset.factory: {spec}'s {split!r} records must be dicts of "
+        f"numpy arrays, got {type(record).__name__}"
+      )
 
 
 def example_batch(dataset, batch_size: int) -> dict:
@@ -139,22 +154,34 @@ def check_model_and_loss(plugins: Plugins, shape: dict | None, batch_size: int) 
   try:
     outputs = jax.eval_shape(lambda s, b: nnx.merge(graphdef, s)(b), state, batch)
   except Exception as e:
-    raise PluginError(f"config.model.factory: {plugins.model_spec} failed on a batch with keys "
-                      f"{sorted(batch)} ({type(e).__name__}: {e})") from None
+    raise PluginError(
+      f"config.model.factory: {plugins.model_spec} failed on a batch with keys "
+      f"{sorted(batch)} ({type(e).__name__}: {e})"
+    ) from None
   if not isinstance(outputs, dict):
-    raise PluginError(f"config.model.factory: the model returned a {type(outputs).__name__}, "
-                      "expected a dict of outputs such as {'logits': ...}")
+    raise PluginError(
+      f"config.model.factory: the model returned a {type(outputs).__name__}, "
+      "expected a dict of outputs such as {'logits': ...}"
+    )
   try:
     value, metrics = jax.eval_shape(plugins.loss, outputs, batch)
   except KeyError as e:
-    raise PluginError(f"config.model.factory: model outputs {sorted(outputs)} lack the key "
-                      f"{e.args[0]!r} that config.loss needs") from None
+    raise PluginError(
+      f"config.model.factory: model outputs {sorted(outputs)} lack the key "
+      f"{e.args[0]!r} that config.loss needs"
+    ) from None
   except (TypeError, ValueError) as e:
-    raise PluginError(f"config.loss.factory: loss(outputs, batch) failed or did not return "
-                      f"(scalar, metrics dict) ({type(e).__name__}: {e})") from None
+    raise PluginError(
+      f"config.loss.factory: loss(outputs, batch) failed or did not return "
+      f"(scalar, metrics dict) ({type(e).__name__}: {e})"
+    ) from None
   if getattr(value, "shape", None) != ():
-    raise PluginError(f"config.loss.factory: loss must return a scalar, got shape "
-                      f"{getattr(value, 'shape', type(value).__name__)}")
+    raise PluginError(
+      f"config.loss.factory: loss must return a scalar, got shape "
+      f"{getattr(value, 'shape', type(value).__name__)}"
+    )
   if not isinstance(metrics, dict):
-    raise PluginError(f"config.loss.factory: loss must return (scalar, dict of metrics), "
-                      f"got metrics of type {type(metrics).__name__}")
+    raise PluginError(
+      f"config.loss.factory: loss must return (scalar, dict of metrics), "
+      f"got metrics of type {type(metrics).__name__}"
+    )

@@ -8,7 +8,9 @@ _LONG = {v: k for k, v in _SHORT.items()}
 
 def format_run_id(budget_flops: float, shape: dict, seed: int) -> str:
   parts = [f"c{budget_flops:.3g}"]
-  parts += [f"{_SHORT.get(k, k)}{v}" for k, v in sorted(shape.items(), key=lambda kv: _order(kv[0]))]
+  parts += [
+    f"{_SHORT.get(k, k)}{v}" for k, v in sorted(shape.items(), key=lambda kv: _order(kv[0]))
+  ]
   parts.append(f"s{seed}")
   return "-".join(parts)
 

@@ -2,39 +2,48 @@
 
 With a `sweep` section in the config it plans (if there is no sweep.json yet) and trains every
 unfinished run; `--runs` or `--shard_index/--num_shards` select a part. Without one, or with
-`--single`, it trains the one model the config describes. Kept short on purpose: the logic is in libraries.
+`--single`, it trains the one model the config describes. Kept short on purpose: the logic
+is in libraries.
 """
 
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
-from flopsfit import checkpoints
-from flopsfit import config_check
-from flopsfit import distributed
-from flopsfit import logs
-from flopsfit import planner
-from flopsfit import plugins
-from flopsfit import sweep
-from flopsfit import trainer
+from flopsfit import config_check, plugins
+from flopsfit.engine import checkpoints, distributed, logs
+from flopsfit.engine import run as run_lib
+from flopsfit.sweep import planner, runner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:args]).")
 _RUNS = flags.DEFINE_list("runs", None, "Run ids of sweep.json to train (default: all).")
-_SHARD_INDEX = flags.DEFINE_integer("shard_index", 0, "This process trains runs i with "
-                                    "i % num_shards == shard_index.")
+_SHARD_INDEX = flags.DEFINE_integer(
+  "shard_index", 0, "This process trains runs i with i % num_shards == shard_index."
+)
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 1, "Number of processes splitting the sweep.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of "
-                                   "process 0 (with --num_processes, --process_id); under SLURM "
-                                   "these are found automatically.")
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address",
+  None,
+  "Multi-host: host:port of "
+  "process 0 (with --num_processes, --process_id); under SLURM "
+  "these are found automatically.",
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
-_SINGLE = flags.DEFINE_bool("single", False, "Train only the one model the config describes "
-                            "(config.model.kwargs, config.train), not its sweep.")
-_PEAK_FLOPS = flags.DEFINE_float("peak_flops", None, "Peak FLOP/s per device for MFU (same as "
-                                 "--config.train.peak_flops); default: measured on CPU, a "
-                                 "device table on GPUs.")
+_SINGLE = flags.DEFINE_bool(
+  "single",
+  False,
+  "Train only the one model the config describes "
+  "(config.model.kwargs, config.train), not its sweep.",
+)
+_PEAK_FLOPS = flags.DEFINE_float(
+  "peak_flops",
+  None,
+  "Peak FLOP/s per device for MFU (same as "
+  "--config.train.peak_flops); default: measured on CPU, a "
+  "device table on GPUs.",
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -50,22 +59,27 @@ def main(argv):
     if _PEAK_FLOPS.value is not None:
       config.train.peak_flops = _PEAK_FLOPS.value
     if train_sweep:
-      rows = sweep.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
-      print(sweep.format_summary(rows))
+      rows = runner.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
+      print(runner.format_summary(rows))
       incomplete = [r["run_id"] for r in rows if r["status"] != "completed"]
       if incomplete:
-        print(f"sweep incomplete: {len(incomplete)} run(s) not completed: {', '.join(incomplete)}",
-              file=sys.stderr)
+        print(
+          f"sweep incomplete: {len(incomplete)} run(s) not completed: {', '.join(incomplete)}",
+          file=sys.stderr,
+        )
         sys.exit(1)
       return
-    result = trainer.train_run(config)
-  except (plugins.PluginError, config_check.ConfigError, planner.PlanError,
-          checkpoints.CheckpointMismatch) as e:
+    result = run_lib.train_run(config)
+  except (
+    plugins.PluginError,
+    config_check.ConfigError,
+    planner.PlanError,
+    checkpoints.CheckpointMismatch,
+  ) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   except checkpoints.Preempted as e:
-    print(f"preempted ({e}): checkpoint saved; re-run the same command to resume",
-          file=sys.stderr)
+    print(f"preempted ({e}): checkpoint saved; re-run the same command to resume", file=sys.stderr)
     sys.exit(checkpoints.PREEMPTED_EXIT_CODE)
   if result["status"] != "completed":
     print(f"run {result['run_id']} {result['status']}: {result['error']}", file=sys.stderr)

@@ -3,7 +3,10 @@
 import json
 import os
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
+
+FINAL_STATUSES = ("completed", "diverged")  # a run with one of these is not trained again
 
 
 def write_json_atomic(path: str, obj: Any) -> None:

@@ -3,8 +3,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
 
 import tempfile  # noqa: E402
 
@@ -18,6 +19,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 def tiny_gpt_config(workdir: str):
   """configs/gpt.py shrunk to a run of a few seconds on 2 devices."""
   import importlib.util
+
   path = os.path.join(os.path.dirname(__file__), "..", "configs", "gpt.py")
   spec = importlib.util.spec_from_file_location("gpt_config", path)
   module = importlib.util.module_from_spec(spec)
@@ -58,21 +60,24 @@ def sweep_config(gpt_config):
 def write_config_file(path, config) -> str:
   """A config file whose get_config() returns `config`: for tests that run the binaries."""
   flat = {}
+
   def walk(node, prefix):
     for key, value in node.items():
       if hasattr(value, "items"):
         walk(value, f"{prefix}{key}.")
       else:
         flat[f"{prefix}{key}"] = value
+
   walk(config.to_dict(), "")
   gpt = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "gpt.py")
   path.write_text(
-      "import importlib.util\n"
-      f"spec = importlib.util.spec_from_file_location('gpt', {gpt!r})\n"
-      "gpt = importlib.util.module_from_spec(spec)\n"
-      "spec.loader.exec_module(gpt)\n\n\n"
-      "def get_config():\n"
-      "  config = gpt.get_config('size=tiny')\n"
-      f"  config.update_from_flattened_dict({flat!r})\n"
-      "  return config\n")
+    "import importlib.util\n"
+    f"spec = importlib.util.spec_from_file_location('gpt', {gpt!r})\n"
+    "gpt = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(gpt)\n\n\n"
+    "def get_config():\n"
+    "  config = gpt.get_config('size=tiny')\n"
+    f"  config.update_from_flattened_dict({flat!r})\n"
+    "  return config\n"
+  )
   return str(path)

@@ -8,17 +8,23 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import write_config_file
-from flopsfit import planner
+
+from flopsfit.sweep import planner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(module, *args):
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, f"{module} failed:\n{proc.stderr[-3000:]}"
   return proc.stdout
 
@@ -37,8 +43,10 @@ def test_plan_train_analyze_plot(sweep_config, tmp_path):
     result = json.load(open(os.path.join(config.workdir, "runs", run["run_id"], "result.json")))
     assert result["status"] == "completed"
     assert result["flops"]["xla"] == pytest.approx(run["spent_flops"])
-    assert (result["learning_rate"], result["batch_size"]) == (run["learning_rate"],
-                                                               run["batch_size"])
+    assert (result["learning_rate"], result["batch_size"]) == (
+      run["learning_rate"],
+      run["batch_size"],
+    )
   _run("flopsfit.analyze", f"--config={path}")
   laws = json.load(open(os.path.join(config.workdir, "scaling_laws.json")))
   assert len(laws["runs"]) == len(plan["runs"])

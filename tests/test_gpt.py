@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from flopsfit.engine.params import count_params
 from flopsfit.models.gpt import GPT, GPTShapeRule
-from flopsfit.params import count_params
 
 
 def _tokens(seed=0, shape=(2, 16)):
@@ -26,19 +26,26 @@ def test_outputs_are_causal(mlp):
 @pytest.mark.parametrize("tied, mlp", [(True, "swiglu"), (False, "swiglu"), (True, "gelu")])
 def test_parameter_counts_are_exact(tied, mlp):
   d, layers, vocab = 48, 3, 64
-  model = nnx.eval_shape(lambda: GPT(vocab_size=vocab, d_model=d, n_layers=layers, mlp=mlp,
-                                     tied_embeddings=tied, rngs=nnx.Rngs(0)))
+  model = nnx.eval_shape(
+    lambda: GPT(
+      vocab_size=vocab, d_model=d, n_layers=layers, mlp=mlp, tied_embeddings=tied, rngs=nnx.Rngs(0)
+    )
+  )
   hidden = 128 if mlp == "swiglu" else 4 * d  # 8/3·48 = 128
   mlp_params = 3 * d * hidden if mlp == "swiglu" else 2 * d * hidden
   blocks = layers * (4 * d * d + mlp_params + 2 * d)
   embedding = vocab * d
   head = 0 if tied else d * vocab
   counts = count_params(model)
-  assert counts == {"total": embedding + blocks + d + head, "embedding": embedding,
-                    "non_embedding": blocks + d + head,
-                    "matmul_active": layers * (4 * d * d + mlp_params) + d * vocab}
-  real = GPT(vocab_size=vocab, d_model=d, n_layers=layers, mlp=mlp, tied_embeddings=tied,
-             rngs=nnx.Rngs(0))
+  assert counts == {
+    "total": embedding + blocks + d + head,
+    "embedding": embedding,
+    "non_embedding": blocks + d + head,
+    "matmul_active": layers * (4 * d * d + mlp_params) + d * vocab,
+  }
+  real = GPT(
+    vocab_size=vocab, d_model=d, n_layers=layers, mlp=mlp, tied_embeddings=tied, rngs=nnx.Rngs(0)
+  )
   assert sum(x.size for x in jax.tree.leaves(nnx.state(real, nnx.Param))) == counts["total"]
 
 

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from flopsfit import plugins, trainer
+from flopsfit import plugins
+from flopsfit.engine import run as run_lib
 
 USER_PLUGINS = textwrap.dedent('''
     import numpy as np
@@ -89,34 +90,73 @@ def user_config(tmp_path, gpt_config, monkeypatch):
 
 
 def test_out_of_tree_plugins_train(user_config):
-  result = trainer.train_run(user_config)
+  result = run_lib.train_run(user_config)
   assert result["status"] == "completed"
   assert result["run_id"] == "c2e+08-vocab16-s0"
-  assert result["params"] == {"total": 16 * 16 + 16, "embedding": 0, "non_embedding": 272,
-                              "matmul_active": 256}
+  assert result["params"] == {
+    "total": 16 * 16 + 16,
+    "embedding": 0,
+    "non_embedding": 272,
+    "matmul_active": 256,
+  }
   # The counting task is deterministic: a bigram table learns it well below ln(16) = 2.77.
   assert result["final_eval_loss"] < 1.0
   assert result["plugins"]["model"]["factory"] == "userpkg.plugins:Bigram"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("model.factory", "nopkg.nomodule:GPT", "config.model.factory: cannot import module 'nopkg.nomodule'"),
-    ("model.factory", "userpkg.plugins:Missing", "config.model.factory: module 'userpkg.plugins' has no attribute 'Missing'"),
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
+    (
+      "model.factory",
+      "nopkg.nomodule:GPT",
+      "config.model.factory: cannot import module 'nopkg.nomodule'",
+    ),
+    (
+      "model.factory",
+      "userpkg.plugins:Missing",
+      "config.model.factory: module 'userpkg.plugins' has no attribute 'Missing'",
+    ),
     ("model.factory", "userpkg.plugins", "config.model.factory: expected 'package.module:attr'"),
-    ("model.factory", "userpkg.plugins:NOT_CALLABLE", "config.model.factory: userpkg.plugins:NOT_CALLABLE is a int, not a callable"),
-    ("model.factory", "userpkg.plugins:not_a_module", "returned a object, expected a flax.nnx.Module"),
-    ("model.kwargs", {"vocab": 16, "width": 3}, "config.model.kwargs: userpkg.plugins:Bigram does not accept ['rngs', 'vocab', 'width']"),
-    ("loss.factory", "flopsfit.losses:next_token_cross_entropy", "config.model.factory: model outputs ['scores'] lack the key 'logits' that config.loss needs"),
-    ("loss.factory", "userpkg.plugins:vector_loss", "config.loss.factory: loss must return a scalar, got shape (16, 16)"),
-    ("dataset.factory", "userpkg.plugins:no_splits", "config.dataset.factory: userpkg.plugins:no_splits has no usable 'eval' split"),
-])
+    (
+      "model.factory",
+      "userpkg.plugins:NOT_CALLABLE",
+      "config.model.factory: userpkg.plugins:NOT_CALLABLE is a int, not a callable",
+    ),
+    (
+      "model.factory",
+      "userpkg.plugins:not_a_module",
+      "returned a object, expected a flax.nnx.Module",
+    ),
+    (
+      "model.kwargs",
+      {"vocab": 16, "width": 3},
+      "config.model.kwargs: userpkg.plugins:Bigram does not accept ['rngs', 'vocab', 'width']",
+    ),
+    (
+      "loss.factory",
+      "flopsfit.losses:next_token_cross_entropy",
+      "config.model.factory: model outputs ['scores'] lack the key 'logits' that config.loss needs",
+    ),
+    (
+      "loss.factory",
+      "userpkg.plugins:vector_loss",
+      "config.loss.factory: loss must return a scalar, got shape (16, 16)",
+    ),
+    (
+      "dataset.factory",
+      "userpkg.plugins:no_splits",
+      "config.dataset.factory: userpkg.plugins:no_splits has no usable 'eval' split",
+    ),
+  ],
+)
 def test_broken_plugin_fails_before_training(user_config, field, value, message):
   section, key = field.split(".")
   user_config[section][key] = value
   if field == "loss.factory":
     user_config.loss.kwargs = {}
   with pytest.raises(plugins.PluginError) as error:
-    trainer.train_run(user_config)
+    run_lib.train_run(user_config)
   assert message in str(error.value)
   assert "\n" not in str(error.value)
   assert not os.path.exists(os.path.join(user_config.workdir, "runs"))

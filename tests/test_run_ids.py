@@ -3,11 +3,14 @@ import pytest
 from flopsfit.run_ids import format_run_id, parse_run_id
 
 
-@pytest.mark.parametrize("budget, shape, seed", [
+@pytest.mark.parametrize(
+  "budget, shape, seed",
+  [
     (2e11, {"d_model": 32, "n_layers": 2}, 0),
     (1.5e12, {"n_layers": 12, "d_model": 768}, 3),
     (3e9, {"vocab": 16}, 1),
-])
+  ],
+)
 def test_run_ids_parse_back(budget, shape, seed):
   run_id = format_run_id(budget, shape, seed)
   assert parse_run_id(run_id) == {"budget_flops": budget, "shape": shape, "seed": seed}

@@ -57,7 +57,8 @@ def test_reported_floor_matches_independent_monte_carlo_estimate(language):
   # Positions with the full order-2 context estimate the entropy rate itself.
   assert log_loss[:, 1:].mean() == pytest.approx(language.entropy_rate, abs=0.01)
   assert language.loss_floor == pytest.approx(
-      (language.conditional_entropies()[1] + 62 * language.entropy_rate) / 63)
+    (language.conditional_entropies()[1] + 62 * language.entropy_rate) / 63
+  )
 
 
 def test_bad_arguments_name_the_field():

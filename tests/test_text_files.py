@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from flopsfit import trainer
 from flopsfit.data.text_files import TextFiles
+from flopsfit.engine import run as run_lib
 
 TEXT = ("In the beginning was the word, and the word was with the text. " * 40 + "\n") * 30
 
@@ -11,8 +11,12 @@ def test_split_is_deterministic_disjoint_and_byte_level(tmp_path):
   (tmp_path / "a.txt").write_text(TEXT)
   (tmp_path / "b.txt").write_text("ünïcode " * 500)
   data = TextFiles(paths=str(tmp_path / "*.txt"), seq_len=64, chunk_bytes=1024, eval_every=5)
-  again = TextFiles(paths=[str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], seq_len=64,
-                    chunk_bytes=1024, eval_every=5)
+  again = TextFiles(
+    paths=[str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
+    seq_len=64,
+    chunk_bytes=1024,
+    eval_every=5,
+  )
   total = len(TEXT.encode()) + len(("ünïcode " * 500).encode()) + 1
   train, eval_ = data.source("train"), data.source("eval")
   assert (len(train) + len(eval_)) * 64 <= total
@@ -34,10 +38,13 @@ def test_bad_files_are_named(tmp_path):
 def test_trains_on_text(tmp_path, gpt_config):
   (tmp_path / "corpus.txt").write_text(TEXT * 3)
   gpt_config.dataset.factory = "flopsfit.data.text_files:TextFiles"
-  gpt_config.dataset.kwargs = {"paths": str(tmp_path / "corpus.txt"), "seq_len": 32,
-                               "chunk_bytes": 512}
+  gpt_config.dataset.kwargs = {
+    "paths": str(tmp_path / "corpus.txt"),
+    "seq_len": 32,
+    "chunk_bytes": 512,
+  }
   gpt_config.vocab_size = 256
   gpt_config.eval.tokens = 2048
-  result = trainer.train_run(gpt_config)
+  result = run_lib.train_run(gpt_config)
   assert result["status"] == "completed"
   assert result["final_eval_loss"] < np.log(256) - 1.0  # repetitive text is learned quickly

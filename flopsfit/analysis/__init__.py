@@ -8,10 +8,19 @@ Notebook use:
 
 from flopsfit.analysis.errors import FitError, InputError
 from flopsfit.analysis.options import AnalysisOptions, from_config
-from flopsfit.analysis.pipeline import (OUTPUT_NAME, analyze_csv, analyze_table,
-                                        analyze_workdir)
+from flopsfit.analysis.pipeline import OUTPUT_NAME, analyze_csv, analyze_table, analyze_workdir
 from flopsfit.analysis.results import RunTable, load_csv, load_workdir
 
-__all__ = ["AnalysisOptions", "FitError", "InputError", "OUTPUT_NAME", "RunTable",
-           "analyze_csv", "analyze_table", "analyze_workdir", "from_config", "load_csv",
-           "load_workdir"]
+__all__ = [
+  "AnalysisOptions",
+  "FitError",
+  "InputError",
+  "OUTPUT_NAME",
+  "RunTable",
+  "analyze_csv",
+  "analyze_table",
+  "analyze_workdir",
+  "from_config",
+  "load_csv",
+  "load_workdir",
+]

@@ -32,7 +32,8 @@ def envelope_batched(table: RunTable, counts_BxR: np.ndarray) -> np.ndarray:
     best[:, g] = np.where(np.isfinite(best_loss[:, g]), members[pick], -1)
   # Best loss among all smaller budgets; a budget is on the envelope only if it beats it.
   previous = np.minimum.accumulate(
-      np.concatenate([np.full((num_resamples, 1), np.inf), best_loss[:, :-1]], axis=1), axis=1)
+    np.concatenate([np.full((num_resamples, 1), np.inf), best_loss[:, :-1]], axis=1), axis=1
+  )
   return np.where(best_loss < previous, best, -1)
 
 
@@ -53,15 +54,28 @@ def fit(table: RunTable) -> dict[str, Any]:
   envelope = envelope_batched(table, np.ones((1, table.size)))[0]
   runs = envelope[envelope >= 0]
   if runs.size < MIN_POINTS:
-    raise FitError(f"Approach 1 needs at least {MIN_POINTS} budgets on the loss envelope; found "
-                   f"{runs.size} (from {table.num_groups} budgets)")
+    raise FitError(
+      f"Approach 1 needs at least {MIN_POINTS} budgets on the loss envelope; found "
+      f"{runs.size} (from {table.num_groups} budgets)"
+    )
   laws = laws_batched(table, envelope[None])
   return {
-      "envelope": [{"run_id": str(table.run_id[i]), "C": float(table.C[i]),
-                    "loss": float(table.loss[i]), "N": float(table.N[i]),
-                    "D": float(table.D[i])} for i in runs],
-      "N_opt": {"coefficient": float(np.exp(laws["N_log_k"][0])),
-                "exponent": float(laws["N_exponent"][0])},
-      "D_opt": {"coefficient": float(np.exp(laws["D_log_k"][0])),
-                "exponent": float(laws["D_exponent"][0])},
+    "envelope": [
+      {
+        "run_id": str(table.run_id[i]),
+        "C": float(table.C[i]),
+        "loss": float(table.loss[i]),
+        "N": float(table.N[i]),
+        "D": float(table.D[i]),
+      }
+      for i in runs
+    ],
+    "N_opt": {
+      "coefficient": float(np.exp(laws["N_log_k"][0])),
+      "exponent": float(laws["N_exponent"][0]),
+    },
+    "D_opt": {
+      "coefficient": float(np.exp(laws["D_log_k"][0])),
+      "exponent": float(laws["D_exponent"][0]),
+    },
   }

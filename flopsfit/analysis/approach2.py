@@ -21,15 +21,16 @@ MIN_BUDGETS = 2
 MIN_SIZES = 3
 
 REASONS = (
-    "fewer than 3 distinct sizes",
-    "curvature not positive",
-    "fitted minimum beyond the sampled range",
-    "lowest loss at the edge of the sampled range",
+  "fewer than 3 distinct sizes",
+  "curvature not positive",
+  "fitted minimum beyond the sampled range",
+  "lowest loss at the edge of the sampled range",
 )
 
 
-def _curves(log_size: np.ndarray, loss: np.ndarray, counts_BxR: np.ndarray
-            ) -> dict[str, np.ndarray]:
+def _curves(
+  log_size: np.ndarray, loss: np.ndarray, counts_BxR: np.ndarray
+) -> dict[str, np.ndarray]:
   """Weighted parabola fits for one budget's runs, one per resample, and their checks."""
   num_resamples = counts_BxR.shape[0]
   center = float(log_size.mean())
@@ -50,23 +51,36 @@ def _curves(log_size: np.ndarray, loss: np.ndarray, counts_BxR: np.ndarray
   hi = np.where(present_BxS, sizes[None] - center, -np.inf).max(axis=1)
   masked = np.where(w > 0, loss[None], np.inf)
   best_x = x[np.argmin(masked, axis=1)]
-  failures = np.stack([
+  failures = np.stack(
+    [
       ~enough,
       enough & ~(coef[:, 2] > 0),
       enough & (coef[:, 2] > 0) & ((x_min < lo) | (x_min > hi)),
       enough & ((best_x == lo) | (best_x == hi)),
-  ], axis=1)
-  return {"coef": coef, "center": np.full(num_resamples, center), "x_min": x_min,
-          "log_opt": x_min + center, "failures": failures, "lo": lo + center, "hi": hi + center}
+    ],
+    axis=1,
+  )
+  return {
+    "coef": coef,
+    "center": np.full(num_resamples, center),
+    "x_min": x_min,
+    "log_opt": x_min + center,
+    "failures": failures,
+    "lo": lo + center,
+    "hi": hi + center,
+  }
 
 
 def optima_batched(table: RunTable, counts_BxR: np.ndarray) -> dict[str, np.ndarray]:
   """Per resample and budget [B, G]: ln N_opt, ln D_opt, included, and failure flags."""
   num_resamples = counts_BxR.shape[0]
   shape = (num_resamples, table.num_groups)
-  out = {"log_N_opt": np.full(shape, np.nan), "log_D_opt": np.full(shape, np.nan),
-         "included": np.zeros(shape, dtype=bool),
-         "failures": np.zeros(shape + (2, len(REASONS)), dtype=bool)}
+  out = {
+    "log_N_opt": np.full(shape, np.nan),
+    "log_D_opt": np.full(shape, np.nan),
+    "included": np.zeros(shape, dtype=bool),
+    "failures": np.zeros(shape + (2, len(REASONS)), dtype=bool),
+  }
   for g in range(table.num_groups):
     members = np.flatnonzero(table.group == g)
     ok = np.ones(num_resamples, dtype=bool)
@@ -84,8 +98,9 @@ def laws_batched(table: RunTable, optima: dict[str, np.ndarray]) -> dict[str, np
   log_c = np.broadcast_to(np.log(table.group_mean_C())[None], optima["included"].shape)
   out = {}
   for name in ("N", "D"):
-    log_k, exponent = power_law.fit_batched(log_c, optima[f"log_{name}_opt"],
-                                            optima["included"].astype(float))
+    log_k, exponent = power_law.fit_batched(
+      log_c, optima[f"log_{name}_opt"], optima["included"].astype(float)
+    )
     out[f"{name}_log_k"], out[f"{name}_exponent"] = log_k, exponent
   return out
 
@@ -98,36 +113,54 @@ def fit(table: RunTable) -> dict[str, Any]:
   budgets = []
   for g in range(table.num_groups):
     members = np.flatnonzero(table.group == g)
-    entry = {"budget": float(table.budgets[g]), "C_mean": float(mean_c[g]),
-             "num_runs": int(members.size), "included": bool(optima["included"][0, g])}
+    entry = {
+      "budget": float(table.budgets[g]),
+      "C_mean": float(mean_c[g]),
+      "num_runs": int(members.size),
+      "included": bool(optima["included"][0, g]),
+    }
     reasons = []
-    for axis, name in enumerate(("N", "D")):
+    for name in ("N", "D"):
       values = table.N if name == "N" else table.D
       curve = _curves(np.log(values[members]), table.loss[members], ones[:, members])
       c0, c1, c2 = (float(v) for v in curve["coef"][0])
       fitted = bool(np.all(np.isfinite(curve["coef"][0])))
       entry[f"fit_{name}"] = {
-          "center": float(curve["center"][0]),
-          "coefficients": [c0, c1, c2] if fitted else None,
-          f"{name}_opt": float(np.exp(curve["log_opt"][0])) if fitted else None,
-          "loss_at_opt": float(c0 - c1 * c1 / (4 * c2)) if fitted and c2 != 0 else None,
-          "range": [float(values[members].min()), float(values[members].max())],
+        "center": float(curve["center"][0]),
+        "coefficients": [c0, c1, c2] if fitted else None,
+        f"{name}_opt": float(np.exp(curve["log_opt"][0])) if fitted else None,
+        "loss_at_opt": float(c0 - c1 * c1 / (4 * c2)) if fitted and c2 != 0 else None,
+        "range": [float(values[members].min()), float(values[members].max())],
       }
       reasons += [f"{name}: {REASONS[k]}" for k in np.flatnonzero(curve["failures"][0])]
     entry["reasons"] = reasons
-    entry["points"] = [{"run_id": str(table.run_id[i]), "N": float(table.N[i]),
-                        "D": float(table.D[i]), "C": float(table.C[i]),
-                        "loss": float(table.loss[i])} for i in members]
+    entry["points"] = [
+      {
+        "run_id": str(table.run_id[i]),
+        "N": float(table.N[i]),
+        "D": float(table.D[i]),
+        "C": float(table.C[i]),
+        "loss": float(table.loss[i]),
+      }
+      for i in members
+    ]
     budgets.append(entry)
   included = int(optima["included"][0].sum())
   if included < MIN_BUDGETS:
-    raise FitError(f"Approach 2 needs at least {MIN_BUDGETS} budgets with an interior minimum; "
-                   f"found {included} of {table.num_groups}", {"budgets": budgets})
+    raise FitError(
+      f"Approach 2 needs at least {MIN_BUDGETS} budgets with an interior minimum; "
+      f"found {included} of {table.num_groups}",
+      {"budgets": budgets},
+    )
   laws = laws_batched(table, optima)
   return {
-      "budgets": budgets,
-      "N_opt": {"coefficient": float(np.exp(laws["N_log_k"][0])),
-                "exponent": float(laws["N_exponent"][0])},
-      "D_opt": {"coefficient": float(np.exp(laws["D_log_k"][0])),
-                "exponent": float(laws["D_exponent"][0])},
+    "budgets": budgets,
+    "N_opt": {
+      "coefficient": float(np.exp(laws["N_log_k"][0])),
+      "exponent": float(laws["N_exponent"][0]),
+    },
+    "D_opt": {
+      "coefficient": float(np.exp(laws["D_log_k"][0])),
+      "exponent": float(laws["D_exponent"][0]),
+    },
   }

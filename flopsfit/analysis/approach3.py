@@ -19,7 +19,6 @@ the time.
 
 import dataclasses
 import itertools
-from typing import Optional
 
 import numpy as np
 
@@ -28,11 +27,11 @@ from flopsfit.analysis.errors import FitError
 
 PARAM_NAMES = ("a", "b", "e", "alpha", "beta")  # The order of θ.
 GRID_AXES = (
-    np.arange(0.0, 25.0 + 1e-9, 5.0),  # a
-    np.arange(0.0, 25.0 + 1e-9, 5.0),  # b
-    np.arange(-1.0, 1.0 + 1e-9, 0.5),  # e
-    np.arange(0.0, 2.0 + 1e-9, 0.5),  # alpha
-    np.arange(0.0, 2.0 + 1e-9, 0.5),  # beta
+  np.arange(0.0, 25.0 + 1e-9, 5.0),  # a
+  np.arange(0.0, 25.0 + 1e-9, 5.0),  # b
+  np.arange(-1.0, 1.0 + 1e-9, 0.5),  # e
+  np.arange(0.0, 2.0 + 1e-9, 0.5),  # alpha
+  np.arange(0.0, 2.0 + 1e-9, 0.5),  # beta
 )
 MIN_RUNS = 8
 MIN_DISTINCT = 3  # Distinct N and distinct D needed to identify α and β.
@@ -52,20 +51,23 @@ def grid() -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Data:
   """Natural logs of the runs' N, D and loss."""
+
   log_N: np.ndarray  # [R]
   log_D: np.ndarray  # [R]
   log_loss: np.ndarray  # [R]
 
   @classmethod
   def from_arrays(cls, N, D, loss) -> "Data":
-    return cls(np.log(np.asarray(N, float)), np.log(np.asarray(D, float)),
-               np.log(np.asarray(loss, float)))
+    return cls(
+      np.log(np.asarray(N, float)), np.log(np.asarray(D, float)), np.log(np.asarray(loss, float))
+    )
 
 
-def objective(theta_KxP: np.ndarray, data: Data, delta: float,
-              weight_KxR: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+def objective(
+  theta_KxP: np.ndarray, data: Data, delta: float, weight_KxR: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
   """Σ_runs w·Huber_δ(LSE(a - α ln N, b - β ln D, e) - ln L) and its gradient, per θ row."""
-  a, b, e, alpha, beta = (theta_KxP[:, i:i + 1] for i in range(5))
+  a, b, e, alpha, beta = (theta_KxP[:, i : i + 1] for i in range(5))
   w_n = np.exp(np.minimum(a - alpha * data.log_N, _EXP_MAX))  # A / N^α
   w_d = np.exp(np.minimum(b - beta * data.log_D, _EXP_MAX))  # B / D^β
   w_e = np.exp(np.minimum(e, _EXP_MAX))  # E, [K, 1]
@@ -83,8 +85,16 @@ def objective(theta_KxP: np.ndarray, data: Data, delta: float,
   q = clipped / total
   g_n = q * w_n
   g_d = q * w_d
-  grad = np.stack([g_n.sum(axis=1), g_d.sum(axis=1), q.sum(axis=1) * w_e[:, 0],
-                   -(g_n @ data.log_N), -(g_d @ data.log_D)], axis=1)
+  grad = np.stack(
+    [
+      g_n.sum(axis=1),
+      g_d.sum(axis=1),
+      q.sum(axis=1) * w_e[:, 0],
+      -(g_n @ data.log_N),
+      -(g_d @ data.log_D),
+    ],
+    axis=1,
+  )
   return huber.sum(axis=1), grad
 
 
@@ -99,9 +109,11 @@ def check_enough(N: np.ndarray, D: np.ndarray) -> None:
   """FitError unless there are enough runs and distinct sizes to identify the five parameters."""
   n_distinct, d_distinct = np.unique(N).size, np.unique(np.round(np.log(D), 9)).size
   if N.size < MIN_RUNS or n_distinct < MIN_DISTINCT or d_distinct < MIN_DISTINCT:
-    raise FitError(f"Approach 3 needs at least {MIN_RUNS} runs with {MIN_DISTINCT} distinct N and "
-                   f"{MIN_DISTINCT} distinct D; found {N.size} runs, {n_distinct} distinct N, "
-                   f"{d_distinct} distinct D")
+    raise FitError(
+      f"Approach 3 needs at least {MIN_RUNS} runs with {MIN_DISTINCT} distinct N and "
+      f"{MIN_DISTINCT} distinct D; found {N.size} runs, {n_distinct} distinct N, "
+      f"{d_distinct} distinct D"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +128,7 @@ class GridFit:
   endpoints_objective: np.ndarray  # [4500] after the grid phase
 
 
-def fit_grid(data: Data, delta: float, starts: Optional[np.ndarray] = None) -> GridFit:
+def fit_grid(data: Data, delta: float, starts: np.ndarray | None = None) -> GridFit:
   """The fit from every grid start (see the module docstring for how)."""
   starts = grid() if starts is None else starts
   fun = lambda x, idx: objective(x, data, delta)
@@ -125,27 +137,33 @@ def fit_grid(data: Data, delta: float, starts: Optional[np.ndarray] = None) -> G
   polished = batched_lbfgs.minimize(fun, first.x[order], **_POLISH_TOL)
   best = int(np.argmin(polished.fun))
   theta, f_opt = polished.x[best], float(polished.fun[best])
+
   # Starts that reach the optimum: those whose grid-phase endpoint is already there (up to the
   # grid phase's tolerances), and those among the polished whose polished endpoint is. In a flat
   # valley the loose grid phase stops short of the optimum, so the polished ones matter.
   def at_optimum(x, f):
     return (f <= f_opt * (1 + 1e-6) + 1e-12) & (np.max(np.abs(x - theta), axis=1) <= 1e-2)
-  reached = np.union1d(np.flatnonzero(at_optimum(first.x, first.fun)),
-                       order[at_optimum(polished.x, polished.fun)])
+
+  reached = np.union1d(
+    np.flatnonzero(at_optimum(first.x, first.fun)), order[at_optimum(polished.x, polished.fun)]
+  )
   lo = np.array([ax[0] for ax in GRID_AXES])
   hi = np.array([ax[-1] for ax in GRID_AXES])
   on_edge = np.sum((starts[reached] == lo) | (starts[reached] == hi), axis=1)
   winner = reached[np.lexsort((first.fun[reached], on_edge))[0]]
   return GridFit(
-      theta=theta, objective=f_opt, grad_max=float(np.max(np.abs(polished.grad[best]))),
-      winning_start=starts[winner], winning_start_on_boundary=bool(on_edge.min() > 0),
-      starts_reaching_optimum=int(reached.size),
-      basin_starts=_basin_starts(first, theta),
-      endpoints_objective=first.fun)
+    theta=theta,
+    objective=f_opt,
+    grad_max=float(np.max(np.abs(polished.grad[best]))),
+    winning_start=starts[winner],
+    winning_start_on_boundary=bool(on_edge.min() > 0),
+    starts_reaching_optimum=int(reached.size),
+    basin_starts=_basin_starts(first, theta),
+    endpoints_objective=first.fun,
+  )
 
 
-def _basin_starts(first: batched_lbfgs.Result, theta: np.ndarray, count: int = 4
-                  ) -> np.ndarray:
+def _basin_starts(first: batched_lbfgs.Result, theta: np.ndarray, count: int = 4) -> np.ndarray:
   """The optimum, then the endpoints of the next-lowest distinct basins of the grid search."""
   endpoints = [theta]
   for i in np.argsort(first.fun):
@@ -156,8 +174,9 @@ def _basin_starts(first: batched_lbfgs.Result, theta: np.ndarray, count: int = 4
   return np.array(endpoints)
 
 
-def fit_weighted(data: Data, delta: float, weight_BxR: np.ndarray,
-                 starts_SxP: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_weighted(
+  data: Data, delta: float, weight_BxR: np.ndarray, starts_SxP: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Fits of B reweighted data sets (bootstrap counts), each from the same S starts, all in one
   batched L-BFGS run to max |g| <= 1e-8 (or no further decrease); returns the best θ [B, 5] and
   objective [B] of each."""
@@ -176,5 +195,12 @@ def fit_weighted(data: Data, delta: float, weight_BxR: np.ndarray,
 def named(theta: np.ndarray) -> dict[str, float]:
   """E, A, B, alpha, beta and the frontier exponents a = β/(α+β), b = α/(α+β) of one θ."""
   a, b, e, alpha, beta = (float(v) for v in theta)
-  return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
-          "alpha": alpha, "beta": beta, "a": beta / (alpha + beta), "b": alpha / (alpha + beta)}
+  return {
+    "E": float(np.exp(e)),
+    "A": float(np.exp(a)),
+    "B": float(np.exp(b)),
+    "alpha": alpha,
+    "beta": beta,
+    "a": beta / (alpha + beta),
+    "b": alpha / (alpha + beta),
+  }

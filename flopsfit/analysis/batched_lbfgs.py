@@ -13,7 +13,7 @@ Stopping rules per problem, as in scipy's L-BFGS-B: max |g| <= gtol, or the rela
 """
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,14 +30,14 @@ class Result:
 
 
 def minimize(
-    fun: Objective,
-    x0_KxP: np.ndarray,
-    *,
-    m: int = 10,
-    max_iter: int = 500,
-    gtol: float = 1e-9,
-    ftol: float = 1e-12,
-    max_backtracks: int = 40,
+  fun: Objective,
+  x0_KxP: np.ndarray,
+  *,
+  m: int = 10,
+  max_iter: int = 500,
+  gtol: float = 1e-9,
+  ftol: float = 1e-12,
+  max_backtracks: int = 40,
 ) -> Result:
   """Minimises K problems from `x0_KxP`; `fun(x_AxP, idx_A)` evaluates the problems `idx_A`."""
   x = np.array(x0_KxP, dtype=np.float64, copy=True)
@@ -61,15 +61,16 @@ def minimize(
       break
     xa, fa, ga = x[active], f[active], g[active]
     # Without a curvature pair, the first step has unit length (as in L-BFGS-B).
-    h0 = np.where(has_pair[active], gamma[active],
-                  1.0 / np.maximum(np.linalg.norm(ga, axis=1), 1e-300))
-    direction = -_two_loop(ga, h0, s_hist[active], y_hist[active], rho_hist[active],
-                           slot[active])
+    h0 = np.where(
+      has_pair[active], gamma[active], 1.0 / np.maximum(np.linalg.norm(ga, axis=1), 1e-300)
+    )
+    direction = -_two_loop(ga, h0, s_hist[active], y_hist[active], rho_hist[active], slot[active])
     slope = np.einsum("kp,kp->k", ga, direction)
     uphill = slope >= 0  # Numerical trouble: restart from steepest descent.
     if np.any(uphill):
       direction[uphill] = -ga[uphill] / np.maximum(
-          np.linalg.norm(ga[uphill], axis=1, keepdims=True), 1e-300)
+        np.linalg.norm(ga[uphill], axis=1, keepdims=True), 1e-300
+      )
       slope[uphill] = np.einsum("kp,kp->k", ga[uphill], direction[uphill])
       has_pair[active[uphill]] = False
       rho_hist[active[uphill]] = 0.0
@@ -118,14 +119,14 @@ def minimize(
     slot[upd] = (slot[upd] + 1) % m
 
     rel_decrease = (f_old - f[moved]) / np.maximum.reduce(
-        [np.abs(f_old), np.abs(f[moved]), np.ones_like(f_old)])
+      [np.abs(f_old), np.abs(f[moved]), np.ones_like(f_old)]
+    )
     stop_moved = (np.max(np.abs(g[moved]), axis=1) <= gtol) | (rel_decrease <= ftol)
     converged[moved[stop_moved]] = True
     converged[active[failed]] = True  # No decrease possible along a descent direction.
     active = active[~converged[active]]
 
-  return Result(x=x, fun=f, grad=g, iterations=iterations,
-                converged=converged)
+  return Result(x=x, fun=f, grad=g, iterations=iterations, converged=converged)
 
 
 def _two_loop(g_AxP, h0_A, s_AxMxP, y_AxMxP, rho_AxM, slot_A):

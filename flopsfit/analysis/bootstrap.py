@@ -11,7 +11,7 @@ Intervals are central quantiles over the resamples whose fit succeeded; "failed"
 """
 
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -23,17 +23,22 @@ def counts(table: RunTable, samples: int, seed: int, by_budget: bool) -> np.ndar
   """[samples, R] how often each run is drawn in each resample."""
   rng = np.random.default_rng(seed)
   out = np.zeros((samples, table.size), dtype=np.int64)
-  strata = [np.flatnonzero(table.group == g) for g in range(table.num_groups)] if by_budget \
-      else [np.arange(table.size)]
+  strata = (
+    [np.flatnonzero(table.group == g) for g in range(table.num_groups)]
+    if by_budget
+    else [np.arange(table.size)]
+  )
   for members in strata:
     if members.size:
-      out[:, members] = rng.multinomial(members.size, np.full(members.size, 1.0 / members.size),
-                                        size=samples)
+      out[:, members] = rng.multinomial(
+        members.size, np.full(members.size, 1.0 / members.size), size=samples
+      )
   return out
 
 
-def refit(table: RunTable, counts_BxR: np.ndarray, fits: dict[str, Any],
-          delta: float) -> dict[str, dict[str, np.ndarray]]:
+def refit(
+  table: RunTable, counts_BxR: np.ndarray, fits: dict[str, Any], delta: float
+) -> dict[str, dict[str, np.ndarray]]:
   """Per approach that fitted on the full data, its parameters on every resample."""
   out = {}
   if "approach1" in fits:
@@ -42,13 +47,14 @@ def refit(table: RunTable, counts_BxR: np.ndarray, fits: dict[str, Any],
     out["approach2"] = approach2.laws_batched(table, approach2.optima_batched(table, counts_BxR))
   if "approach3" in fits:
     data = approach3.Data.from_arrays(table.N, table.D, table.loss)
-    theta, objective = approach3.fit_weighted(data, delta, counts_BxR,
-                                              fits["approach3"].basin_starts)
+    theta, objective = approach3.fit_weighted(
+      data, delta, counts_BxR, fits["approach3"].basin_starts
+    )
     out["approach3"] = {"theta": theta, "objective": objective}
   return out
 
 
-def interval(samples: Optional[np.ndarray], value: float, level: float) -> dict[str, Any]:
+def interval(samples: np.ndarray | None, value: float, level: float) -> dict[str, Any]:
   """{"value", "lo", "hi"}: the point estimate and the central `level` quantiles of `samples`."""
   out = {"value": _float(value), "lo": None, "hi": None}
   if samples is not None:
@@ -59,8 +65,7 @@ def interval(samples: Optional[np.ndarray], value: float, level: float) -> dict[
   return out
 
 
-def bands(samples_BxM: Optional[np.ndarray], values_M: np.ndarray, level: float
-          ) -> dict[str, list]:
+def bands(samples_BxM: np.ndarray | None, values_M: np.ndarray, level: float) -> dict[str, list]:
   """{"value", "lo", "hi"} lists over a grid (e.g. of C), from [B, M] samples."""
   out = {"value": [_float(v) for v in values_M], "lo": None, "hi": None}
   if samples_BxM is not None and samples_BxM.shape[0] >= 2:
@@ -71,6 +76,6 @@ def bands(samples_BxM: Optional[np.ndarray], values_M: np.ndarray, level: float
   return out
 
 
-def _float(v) -> Optional[float]:
+def _float(v) -> float | None:
   v = float(v)
   return v if np.isfinite(v) else None

@@ -37,6 +37,7 @@ _TRANSFORMER_POWERS = (1.0, 2.0 / 3.0, 1.0 / 3.0)
 @dataclasses.dataclass(frozen=True)
 class FlopModel:
   """C = φ(N)·D with φ(N) = Σ c_k·N^q_k. `exact` when C = 6·N·D holds for every run."""
+
   coefficients: tuple[float, ...]  # c_k > 0
   powers: tuple[float, ...]  # q_k
   exact: bool
@@ -48,8 +49,9 @@ class FlopModel:
     log_n = np.log(table.N)
     bracket = (float(log_n.min() - _SEARCH_MARGIN), float(log_n.max() + _SEARCH_MARGIN))
     if table.is_six_nd():
-      return cls((6.0,), (1.0,), True,
-                 float(np.max(np.abs(6 * table.N * table.D / table.C - 1))), bracket)
+      return cls(
+        (6.0,), (1.0,), True, float(np.max(np.abs(6 * table.N * table.D / table.C - 1))), bracket
+      )
     phi = table.C / table.D
     candidates = [_fit_power_law(log_n, phi), _fit_transformer(table.N, phi)]
     errors = [float(np.max(np.abs(_phi(c, q, table.N) / phi - 1))) for c, q in candidates]
@@ -58,17 +60,22 @@ class FlopModel:
 
   def formula(self) -> str:
     """φ(N)·D as text, e.g. 'C = (6.43·N + 48.7·N^0.667)·D'."""
-    terms = [f"{c:.4g}·N" + ("" if abs(q - 1) < 1e-12 else f"^{q:.3g}")
-             for c, q in zip(self.coefficients, self.powers)]
+    terms = [
+      f"{c:.4g}·N" + ("" if abs(q - 1) < 1e-12 else f"^{q:.3g}")
+      for c, q in zip(self.coefficients, self.powers)
+    ]
     return f"C = ({' + '.join(terms)})·D" if len(terms) > 1 else f"C = {terms[0]}·D"
 
   def to_json(self) -> dict[str, Any]:
-    return {"form": "C = D * sum_k coefficients[k] * N^powers[k]",
-            "formula": self.formula(),
-            "coefficients": list(self.coefficients), "powers": list(self.powers),
-            "exact_6ND": self.exact,
-            "frontier_method": "closed_form" if self.exact else "numerical",
-            "max_rel_error": self.max_rel_error}
+    return {
+      "form": "C = D * sum_k coefficients[k] * N^powers[k]",
+      "formula": self.formula(),
+      "coefficients": list(self.coefficients),
+      "powers": list(self.powers),
+      "exact_6ND": self.exact,
+      "frontier_method": "closed_form" if self.exact else "numerical",
+      "max_rel_error": self.max_rel_error,
+    }
 
 
 def _phi(coefficients, powers, N) -> np.ndarray:
@@ -90,15 +97,13 @@ def _fit_transformer(N: np.ndarray, phi: np.ndarray) -> tuple[tuple, tuple]:
   solution, _ = optimize.nnls(columns / scale / phi[:, None], np.ones_like(phi))
   coefficients = solution / scale
   keep = [k for k, c in enumerate(coefficients) if c > 0]
-  return (tuple(float(coefficients[k]) for k in keep),
-          tuple(_TRANSFORMER_POWERS[k] for k in keep))
+  return (tuple(float(coefficients[k]) for k in keep), tuple(_TRANSFORMER_POWERS[k] for k in keep))
 
 
-def optimum(theta_Bx5: np.ndarray, C_M: np.ndarray, flops: FlopModel
-            ) -> dict[str, np.ndarray]:
+def optimum(theta_Bx5: np.ndarray, C_M: np.ndarray, flops: FlopModel) -> dict[str, np.ndarray]:
   """N_opt, D_opt and L at the optimum, [B, M], for B parameter sets θ and M budgets."""
   theta = np.asarray(theta_Bx5, float)
-  a, b, e, alpha, beta = (theta[:, i:i + 1] for i in range(5))
+  a, b, e, alpha, beta = (theta[:, i : i + 1] for i in range(5))
   C = np.asarray(C_M, float)[None, :]
   with np.errstate(all="ignore"):
     if flops.exact:
@@ -152,8 +157,7 @@ def _golden_section(a, b, alpha, beta, log_c, flops: FlopModel) -> np.ndarray:
     left_term = np.exp(a - alpha * u)
     right_term = np.exp(b - beta * (log_c - log_phi))
     slope = -alpha * left_term + beta * d_log_phi * right_term
-    curvature = (alpha * alpha * left_term
-                 + beta * right_term * (beta * d_log_phi ** 2 + d2_log_phi))
+    curvature = alpha * alpha * left_term + beta * right_term * (beta * d_log_phi**2 + d2_log_phi)
     step = np.where(curvature > 0, slope / np.where(curvature > 0, curvature, 1.0), 0.0)
     u = np.clip(u - step, flops.log_N_range[0], flops.log_N_range[1])
   return u

@@ -15,8 +15,7 @@ from flopsfit.analysis.errors import FitError
 from flopsfit.analysis.results import RunTable
 
 
-def check(table: RunTable, full_approach2: dict[str, Any] | None, delta: float
-          ) -> dict[str, Any]:
+def check(table: RunTable, full_approach2: dict[str, Any] | None, delta: float) -> dict[str, Any]:
   """The held-out report; FitError if there are fewer than 2 budgets."""
   if table.num_groups < 2:
     raise FitError(f"the held-out check needs at least 2 budgets; found {table.num_groups}")
@@ -24,8 +23,12 @@ def check(table: RunTable, full_approach2: dict[str, Any] | None, delta: float
   held = table.group == last
   train = table.subset(~held)
   c_held = float(table.group_mean_C()[last])
-  out: dict[str, Any] = {"budget": float(table.budgets[last]), "C_mean": c_held,
-                         "num_runs": int(held.sum()), "fitted_on_runs": int(train.size)}
+  out: dict[str, Any] = {
+    "budget": float(table.budgets[last]),
+    "C_mean": c_held,
+    "num_runs": int(held.sum()),
+    "fitted_on_runs": int(train.size),
+  }
 
   observed = {}
   if full_approach2 is not None:
@@ -43,8 +46,9 @@ def check(table: RunTable, full_approach2: dict[str, Any] | None, delta: float
   for name, module in (("approach1", approach1), ("approach2", approach2)):
     try:
       fit = module.fit(train)
-      out[name] = compare({k: fit[k]["coefficient"] * c_held ** fit[k]["exponent"]
-                           for k in ("N_opt", "D_opt")})
+      out[name] = compare(
+        {k: fit[k]["coefficient"] * c_held ** fit[k]["exponent"] for k in ("N_opt", "D_opt")}
+      )
     except FitError as e:
       out[name] = {"error": str(e)}
 
@@ -55,16 +59,25 @@ def check(table: RunTable, full_approach2: dict[str, Any] | None, delta: float
     rel = predicted / table.loss[held] - 1
     opt = frontier.optimum(fit.theta[None], np.array([c_held]), frontier.FlopModel.fit(table))
     out["approach3"] = {
-        **compare({"N_opt": opt["N_opt"][0, 0], "D_opt": opt["D_opt"][0, 0]}),
-        "params": approach3.named(fit.theta),
-        "runs": [{"run_id": str(r), "N": float(n), "D": float(d), "loss": float(l),
-                  "predicted": float(p), "rel_error": float(e)}
-                 for r, n, d, l, p, e in zip(table.run_id[held], table.N[held], table.D[held],
-                                             table.loss[held], predicted, rel)],
-        "mean_abs_rel_error": float(np.mean(np.abs(rel))),
-        "max_abs_rel_error": float(np.max(np.abs(rel))),
-        "best_loss_predicted": float(opt["loss"][0, 0]),
-        "best_loss_observed": float(table.loss[held].min()),
+      **compare({"N_opt": opt["N_opt"][0, 0], "D_opt": opt["D_opt"][0, 0]}),
+      "params": approach3.named(fit.theta),
+      "runs": [
+        {
+          "run_id": str(r),
+          "N": float(n),
+          "D": float(d),
+          "loss": float(l),
+          "predicted": float(p),
+          "rel_error": float(e),
+        }
+        for r, n, d, l, p, e in zip(
+          table.run_id[held], table.N[held], table.D[held], table.loss[held], predicted, rel
+        )
+      ],
+      "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+      "max_abs_rel_error": float(np.max(np.abs(rel))),
+      "best_loss_predicted": float(opt["loss"][0, 0]),
+      "best_loss_observed": float(table.loss[held].min()),
     }
   except FitError as e:
     out["approach3"] = {"error": str(e)}

@@ -1,7 +1,8 @@
 """Analysis options: the FLOP and parameter conventions, fitter and bootstrap settings."""
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flopsfit.analysis.errors import InputError
 
@@ -12,32 +13,36 @@ PARAMS_CONVENTIONS = ("non_embedding", "total")
 @dataclasses.dataclass(frozen=True)
 class AnalysisOptions:
   """How to fit. Every field is recorded in scaling_laws.json under "options"."""
+
   flops_convention: str = "xla"  # Which result.json "flops" entry is C.
   params_convention: str = "non_embedding"  # Which result.json "params" entry is N.
   huber_delta: float = 1e-3
   bootstrap_samples: int = 1000
   # Resample runs within each budget (keeps the IsoFLOP design); None: only when budgets are
   # given (a workdir, or a CSV with --budget_column), not when they are inferred by clustering C.
-  bootstrap_by_budget: Optional[bool] = None
+  bootstrap_by_budget: bool | None = None
   seed: int = 0
   interval: float = 0.95  # Central bootstrap interval reported as lo, hi.
-  predict: Optional[Sequence[float]] = None  # Budgets for the predictions table.
-  max_loss: Optional[float] = None  # Runs with loss >= this are excluded (outliers).
+  predict: Sequence[float] | None = None  # Budgets for the predictions table.
+  max_loss: float | None = None  # Runs with loss >= this are excluded (outliers).
   budget_rtol: float = 0.05  # CSV without a budget column: C within this ratio share a budget.
   frontier_points: int = 41  # C grid for the stored frontier bands.
 
   def __post_init__(self):
     if self.flops_convention not in FLOPS_CONVENTIONS:
-      raise InputError(f"analysis.flops_convention: expected one of {FLOPS_CONVENTIONS}, "
-                       f"found {self.flops_convention!r}")
+      raise InputError(
+        f"analysis.flops_convention: expected one of {FLOPS_CONVENTIONS}, "
+        f"found {self.flops_convention!r}"
+      )
     if self.params_convention not in PARAMS_CONVENTIONS:
-      raise InputError(f"analysis.params_convention: expected one of {PARAMS_CONVENTIONS}, "
-                       f"found {self.params_convention!r}")
+      raise InputError(
+        f"analysis.params_convention: expected one of {PARAMS_CONVENTIONS}, "
+        f"found {self.params_convention!r}"
+      )
     if not self.huber_delta > 0:
       raise InputError(f"analysis.huber_delta: expected > 0, found {self.huber_delta}")
     if self.bootstrap_samples < 0:
-      raise InputError(f"analysis.bootstrap_samples: expected >= 0, found "
-                       f"{self.bootstrap_samples}")
+      raise InputError(f"analysis.bootstrap_samples: expected >= 0, found {self.bootstrap_samples}")
     if not 0 < self.interval < 1:
       raise InputError(f"analysis.interval: expected in (0, 1), found {self.interval}")
     if self.predict is not None and any(not c > 0 for c in self.predict):
@@ -57,8 +62,7 @@ def from_config(section: Any, **overrides: Any) -> AnalysisOptions:
     items = section.items() if hasattr(section, "items") else dict(section).items()
     for key, value in items:
       if key not in fields:
-        raise InputError(f"config.analysis.{key}: unknown field; known fields are "
-                         f"{sorted(fields)}")
+        raise InputError(f"config.analysis.{key}: unknown field; known fields are {sorted(fields)}")
       values[key] = tuple(value) if key == "predict" and value is not None else value
   values.update({k: v for k, v in overrides.items() if v is not None})
   return AnalysisOptions(**values)

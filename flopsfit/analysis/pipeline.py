@@ -1,13 +1,22 @@
-"""The whole analysis: runs in, the scaling_laws.json dict out (WORKSPACE.md documents its fields)."""
+"""The whole analysis: runs in, the scaling_laws.json dict out (fields in WORKSPACE.md)."""
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from flopsfit import workdir as workdir_lib
-from flopsfit.analysis import (approach1, approach2, approach3, bootstrap, frontier, holdout,
-                               power_law, predictions, results)
+from flopsfit.analysis import (
+  approach1,
+  approach2,
+  approach3,
+  bootstrap,
+  frontier,
+  holdout,
+  power_law,
+  predictions,
+  results,
+)
 from flopsfit.analysis.errors import FitError
 from flopsfit.analysis.options import AnalysisOptions
 
@@ -20,8 +29,9 @@ def write_json(path: str, out: dict[str, Any]) -> None:
   workdir_lib.write_json_atomic(path, out)
 
 
-def analyze_workdir(workdir: str, options: AnalysisOptions = AnalysisOptions(),
-                    write: bool = True) -> dict[str, Any]:
+def analyze_workdir(
+  workdir: str, options: AnalysisOptions = AnalysisOptions(), write: bool = True
+) -> dict[str, Any]:
   """Analyzes `<workdir>/runs/*/result.json`; writes `<workdir>/scaling_laws.json` if `write`."""
   out = analyze_table(results.load_workdir(workdir, options), options)
   if write:
@@ -29,8 +39,12 @@ def analyze_workdir(workdir: str, options: AnalysisOptions = AnalysisOptions(),
   return out
 
 
-def analyze_csv(path: str, options: AnalysisOptions = AnalysisOptions(),
-                out_path: Optional[str] = None, **columns: Optional[str]) -> dict[str, Any]:
+def analyze_csv(
+  path: str,
+  options: AnalysisOptions = AnalysisOptions(),
+  out_path: str | None = None,
+  **columns: str | None,
+) -> dict[str, Any]:
   """Analyzes a CSV of runs (`columns`: see `results.load_csv`); writes `out_path` if given."""
   out = analyze_table(results.load_csv(path, options, **columns), options)
   if out_path:
@@ -38,43 +52,61 @@ def analyze_csv(path: str, options: AnalysisOptions = AnalysisOptions(),
   return out
 
 
-def analyze_table(table: results.RunTable, options: AnalysisOptions = AnalysisOptions()
-                  ) -> dict[str, Any]:
+def analyze_table(
+  table: results.RunTable, options: AnalysisOptions = AnalysisOptions()
+) -> dict[str, Any]:
   """Every approach, bootstrap, predictions and held-out check on `table`, as one dict."""
   warnings: list[str] = []
   if table.excluded:
     listed = "; ".join(f"{e['run_id']} ({e['reason']})" for e in table.excluded)
     warnings.append(f"{len(table.excluded)} run(s) excluded: {listed}")
   out: dict[str, Any] = {
-      "version": VERSION,
-      "source": table.source,
-      "conventions": dict(table.conventions),
-      "options": options.to_json(),
-      "runs": [{"run_id": str(r), "N": n, "D": d, "C": c, "loss": l, "budget": float(b)}
-               for r, n, d, c, l, b in zip(table.run_id, table.N, table.D, table.C, table.loss,
-                                           table.budgets[table.group])],
-      "excluded_runs": table.excluded,
-      "budgets": [{"budget": float(b), "C_mean": float(c), "num_runs": int(k)}
-                  for b, c, k in zip(table.budgets, table.group_mean_C(),
-                                     np.bincount(table.group, minlength=table.num_groups))],
+    "version": VERSION,
+    "source": table.source,
+    "conventions": dict(table.conventions),
+    "options": options.to_json(),
+    "runs": [
+      {"run_id": str(r), "N": n, "D": d, "C": c, "loss": l, "budget": float(b)}
+      for r, n, d, c, l, b in zip(
+        table.run_id, table.N, table.D, table.C, table.loss, table.budgets[table.group]
+      )
+    ],
+    "excluded_runs": table.excluded,
+    "budgets": [
+      {"budget": float(b), "C_mean": float(c), "num_runs": int(k)}
+      for b, c, k in zip(
+        table.budgets, table.group_mean_C(), np.bincount(table.group, minlength=table.num_groups)
+      )
+    ],
   }
   if table.size == 0:
     message = "no usable runs"
     for name in ("approach1", "approach2", "approach3"):
       out[name] = {"status": "failed", "message": message}
-    out.update(flop_model=None, bootstrap=None, frontier=None, predictions=[],
-               holdout={"status": "failed", "message": message}, warnings=warnings + [message])
+    out.update(
+      flop_model=None,
+      bootstrap=None,
+      frontier=None,
+      predictions=[],
+      holdout={"status": "failed", "message": message},
+      warnings=warnings + [message],
+    )
     return _jsonable(out)
 
   flops = frontier.FlopModel.fit(table)
   out["flop_model"] = flops.to_json()
   if not flops.exact and flops.max_rel_error > _FLOP_MODEL_WARN:
-    warnings.append(f"the FLOP model {flops.formula()} misses some run's C by "
-                    f"{flops.max_rel_error:.1%}; the frontier uses it")
+    warnings.append(
+      f"the FLOP model {flops.formula()} misses some run's C by "
+      f"{flops.max_rel_error:.1%}; the frontier uses it"
+    )
 
   fits: dict[str, Any] = {}
-  for name, fit_one in (("approach1", approach1.fit), ("approach2", approach2.fit),
-                        ("approach3", lambda t: _fit_approach3(t, options.huber_delta))):
+  for name, fit_one in (
+    ("approach1", approach1.fit),
+    ("approach2", approach2.fit),
+    ("approach3", lambda t: _fit_approach3(t, options.huber_delta)),
+  ):
     try:
       fits[name] = fit_one(table)
     except FitError as e:
@@ -82,17 +114,25 @@ def analyze_table(table: results.RunTable, options: AnalysisOptions = AnalysisOp
       warnings.append(f"{name}: {e}")
 
   boot: dict[str, Any] = {}
-  by_budget = (table.source["budgets_given"] if options.bootstrap_by_budget is None
-               else options.bootstrap_by_budget)
+  by_budget = (
+    table.source["budgets_given"]
+    if options.bootstrap_by_budget is None
+    else options.bootstrap_by_budget
+  )
   if options.bootstrap_samples >= 2 and fits:
     counts = bootstrap.counts(table, options.bootstrap_samples, options.seed, by_budget)
     boot = bootstrap.refit(table, counts, fits, options.huber_delta)
-  out["bootstrap"] = {"samples": options.bootstrap_samples, "by_budget": by_budget,
-                      "seed": options.seed, "interval": options.interval}
+  out["bootstrap"] = {
+    "samples": options.bootstrap_samples,
+    "by_budget": by_budget,
+    "seed": options.seed,
+    "interval": options.interval,
+  }
 
   c_grid = predictions.grid_of_C(table, options.frontier_points)
-  budgets = np.asarray(options.predict if options.predict else
-                       predictions.default_budgets(table), float)
+  budgets = np.asarray(
+    options.predict if options.predict else predictions.default_budgets(table), float
+  )
   grid_curves, budget_curves = {}, {}
   for name, fit in fits.items():
     grid_curves[name] = predictions.curves(name, fit, boot.get(name), c_grid, flops)
@@ -107,19 +147,29 @@ def analyze_table(table: results.RunTable, options: AnalysisOptions = AnalysisOp
     if left_out:
       warnings.append(_left_out_warning(left_out, len(fits["approach2"]["budgets"])))
   if "approach3" in fits:
-    out["approach3"] = _approach3_section(table, fits["approach3"], boot.get("approach3"),
-                                          grid_curves["approach3"], c_grid, options, flops,
-                                          warnings)
+    out["approach3"] = _approach3_section(
+      table,
+      fits["approach3"],
+      boot.get("approach3"),
+      grid_curves["approach3"],
+      c_grid,
+      options,
+      flops,
+      warnings,
+    )
   if boot:
     out["bootstrap"]["failed"] = {
-        name: int(np.sum(~np.isfinite(b["theta"][:, 3] if name == "approach3" else
-                                      b["N_exponent"]))) for name, b in boot.items()}
+      name: int(np.sum(~np.isfinite(b["theta"][:, 3] if name == "approach3" else b["N_exponent"])))
+      for name, b in boot.items()
+    }
 
   out["frontier"] = predictions.frontier_bands(c_grid, grid_curves, level)
   out["predictions"] = predictions.table_rows(budgets, budget_curves, table, level)
   try:
-    out["holdout"] = {"status": "ok", **holdout.check(table, fits.get("approach2"),
-                                                      options.huber_delta)}
+    out["holdout"] = {
+      "status": "ok",
+      **holdout.check(table, fits.get("approach2"), options.huber_delta),
+    }
   except FitError as e:
     out["holdout"] = {"status": "failed", "message": str(e)}
     warnings.append(f"holdout: {e}")
@@ -131,14 +181,19 @@ def _left_out_warning(left_out: list[dict[str, Any]], total: int) -> str:
   """Names each left-out budget and why; past 10 budgets, counts them by reason."""
   head = f"approach2: {len(left_out)} of {total} budget(s) left out of the power-law fit"
   if len(left_out) <= 10:
-    return head + ": " + "; ".join(f"{b['budget']:.3g} ({', '.join(b['reasons'])})"
-                                   for b in left_out)
+    return (
+      head + ": " + "; ".join(f"{b['budget']:.3g} ({', '.join(b['reasons'])})" for b in left_out)
+    )
   by_reason: dict[str, int] = {}
   for b in left_out:
     for reason in sorted({r.split(": ", 1)[1] for r in b["reasons"]}):
       by_reason[reason] = by_reason.get(reason, 0) + 1
-  return head + " (budgets per reason: " + ", ".join(
-      f"{r}: {k}" for r, k in by_reason.items()) + "); see approach2.budgets"
+  return (
+    head
+    + " (budgets per reason: "
+    + ", ".join(f"{r}: {k}" for r, k in by_reason.items())
+    + "); see approach2.budgets"
+  )
 
 
 def _fit_approach3(table: results.RunTable, delta: float) -> approach3.GridFit:
@@ -146,55 +201,71 @@ def _fit_approach3(table: results.RunTable, delta: float) -> approach3.GridFit:
   return approach3.fit_grid(approach3.Data.from_arrays(table.N, table.D, table.loss), delta)
 
 
-def _power_law_section(fit: dict[str, Any], boot: Optional[dict[str, np.ndarray]],
-                       level: float) -> dict[str, Any]:
+def _power_law_section(
+  fit: dict[str, Any], boot: dict[str, np.ndarray] | None, level: float
+) -> dict[str, Any]:
   """Approach 1 or 2 output: its own fields plus N_opt, D_opt laws with intervals."""
   section = {"status": "ok", **{k: v for k, v in fit.items() if k not in ("N_opt", "D_opt")}}
   for name in ("N", "D"):
     law = fit[f"{name}_opt"]
     section[f"{name}_opt"] = {
-        "coefficient": bootstrap.interval(
-            None if boot is None else np.exp(boot[f"{name}_log_k"]), law["coefficient"], level),
-        "exponent": bootstrap.interval(
-            None if boot is None else boot[f"{name}_exponent"], law["exponent"], level),
+      "coefficient": bootstrap.interval(
+        None if boot is None else np.exp(boot[f"{name}_log_k"]), law["coefficient"], level
+      ),
+      "exponent": bootstrap.interval(
+        None if boot is None else boot[f"{name}_exponent"], law["exponent"], level
+      ),
     }
   return section
 
 
-def _approach3_section(table, fit: approach3.GridFit, boot, curves, c_grid, options, flops,
-                       warnings: list[str]) -> dict[str, Any]:
+def _approach3_section(
+  table, fit: approach3.GridFit, boot, curves, c_grid, options, flops, warnings: list[str]
+) -> dict[str, Any]:
   level = options.interval
   point = approach3.named(fit.theta)
   samples = None
   if boot is not None:
     theta = boot["theta"]
-    samples = {"E": np.exp(theta[:, 2]), "A": np.exp(theta[:, 0]), "B": np.exp(theta[:, 1]),
-               "alpha": theta[:, 3], "beta": theta[:, 4],
-               "a": theta[:, 4] / (theta[:, 3] + theta[:, 4]),
-               "b": theta[:, 3] / (theta[:, 3] + theta[:, 4])}
-  params = {k: bootstrap.interval(None if samples is None else samples[k], v, level)
-            for k, v in point.items()}
+    samples = {
+      "E": np.exp(theta[:, 2]),
+      "A": np.exp(theta[:, 0]),
+      "B": np.exp(theta[:, 1]),
+      "alpha": theta[:, 3],
+      "beta": theta[:, 4],
+      "a": theta[:, 4] / (theta[:, 3] + theta[:, 4]),
+      "b": theta[:, 3] / (theta[:, 3] + theta[:, 4]),
+    }
+  params = {
+    k: bootstrap.interval(None if samples is None else samples[k], v, level)
+    for k, v in point.items()
+  }
   laws = {}
   for name in ("N_opt", "D_opt"):
     value, band = curves[name]
-    log_k, exponent = power_law.fit_batched(np.log(c_grid)[None], np.log(value)[None],
-                                            np.ones((1, c_grid.size)))
+    log_k, exponent = power_law.fit_batched(
+      np.log(c_grid)[None], np.log(value)[None], np.ones((1, c_grid.size))
+    )
     boot_log_k = boot_exp = None
     if band is not None:
       boot_log_k, boot_exp = power_law.fit_batched(
-          np.broadcast_to(np.log(c_grid), band.shape), np.log(band), np.ones(band.shape))
+        np.broadcast_to(np.log(c_grid), band.shape), np.log(band), np.ones(band.shape)
+      )
     laws[name] = {
-        "coefficient": bootstrap.interval(None if boot_log_k is None else np.exp(boot_log_k),
-                                          np.exp(log_k[0]), level),
-        "exponent": bootstrap.interval(boot_exp, exponent[0], level)}
+      "coefficient": bootstrap.interval(
+        None if boot_log_k is None else np.exp(boot_log_k), np.exp(log_k[0]), level
+      ),
+      "exponent": bootstrap.interval(boot_exp, exponent[0], level),
+    }
 
   lo = np.array([ax[0] for ax in approach3.GRID_AXES])
   hi = np.array([ax[-1] for ax in approach3.GRID_AXES])
-  outside = [n for n, v, l, h in zip(approach3.PARAM_NAMES, fit.theta, lo, hi)
-             if not l <= v <= h]
+  outside = [n for n, v, l, h in zip(approach3.PARAM_NAMES, fit.theta, lo, hi) if not l <= v <= h]
   if fit.winning_start_on_boundary:
-    warnings.append("approach3: the optimum was reached only from starts on the boundary of "
-                    "the start grid; the grid may not cover the optimum's basin")
+    warnings.append(
+      "approach3: the optimum was reached only from starts on the boundary of "
+      "the start grid; the grid may not cover the optimum's basin"
+    )
   if outside:
     warnings.append(f"approach3: fitted {', '.join(outside)} outside the start grid's range")
 
@@ -202,27 +273,39 @@ def _approach3_section(table, fit: approach3.GridFit, boot, curves, c_grid, opti
   predicted = approach3.predict_loss(fit.theta, table.N, table.D)
   log_residual = np.log(predicted) - data.log_loss
   return {
-      "status": "ok",
-      "params": params,
-      "theta": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.theta))),
-      "objective": fit.objective,
-      "objective_form": "sum over runs of Huber(delta) of log residuals",
-      "huber_delta": options.huber_delta,
-      "gradient_max": fit.grad_max,
-      "grid": {"starts": int(fit.endpoints_objective.size),
-               "axes": {n: [float(v) for v in ax]
-                        for n, ax in zip(approach3.PARAM_NAMES, approach3.GRID_AXES)}},
-      "winning_start": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.winning_start))),
-      "winning_start_on_boundary": fit.winning_start_on_boundary,
-      "starts_reaching_optimum": fit.starts_reaching_optimum,
-      "params_outside_grid": outside,
-      "frontier_method": "closed_form" if flops.exact else "numerical",
-      "N_opt": laws["N_opt"],
-      "D_opt": laws["D_opt"],
-      "residuals": [{"run_id": str(r), "N": float(n), "D": float(d), "loss": float(l),
-                     "predicted": float(p), "log_residual": float(e)}
-                    for r, n, d, l, p, e in zip(table.run_id, table.N, table.D, table.loss,
-                                                predicted, log_residual)],
+    "status": "ok",
+    "params": params,
+    "theta": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.theta))),
+    "objective": fit.objective,
+    "objective_form": "sum over runs of Huber(delta) of log residuals",
+    "huber_delta": options.huber_delta,
+    "gradient_max": fit.grad_max,
+    "grid": {
+      "starts": int(fit.endpoints_objective.size),
+      "axes": {
+        n: [float(v) for v in ax] for n, ax in zip(approach3.PARAM_NAMES, approach3.GRID_AXES)
+      },
+    },
+    "winning_start": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.winning_start))),
+    "winning_start_on_boundary": fit.winning_start_on_boundary,
+    "starts_reaching_optimum": fit.starts_reaching_optimum,
+    "params_outside_grid": outside,
+    "frontier_method": "closed_form" if flops.exact else "numerical",
+    "N_opt": laws["N_opt"],
+    "D_opt": laws["D_opt"],
+    "residuals": [
+      {
+        "run_id": str(r),
+        "N": float(n),
+        "D": float(d),
+        "loss": float(l),
+        "predicted": float(p),
+        "log_residual": float(e),
+      }
+      for r, n, d, l, p, e in zip(
+        table.run_id, table.N, table.D, table.loss, predicted, log_residual
+      )
+    ],
   }
 
 

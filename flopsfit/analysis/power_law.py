@@ -3,8 +3,9 @@
 import numpy as np
 
 
-def fit_batched(log_x_BxP: np.ndarray, log_y_BxP: np.ndarray,
-                weight_BxP: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_batched(
+  log_x_BxP: np.ndarray, log_y_BxP: np.ndarray, weight_BxP: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Weighted fits of log y = log k + a·log x, one per row; returns (log k [B], a [B]).
 
   A row with fewer than two distinct x of positive weight gives NaN.

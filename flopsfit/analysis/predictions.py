@@ -1,18 +1,24 @@
 """Compute-optimal N, D, D/N and loss at chosen budgets, per approach, with bootstrap intervals:
 the predictions table and the frontier bands (the same numbers on a dense grid of C)."""
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from flopsfit.analysis import bootstrap, frontier
 from flopsfit.analysis.results import RunTable
 
-Curves = dict[str, tuple[np.ndarray, Optional[np.ndarray]]]  # name -> (value [M], samples [B, M])
+Curves = dict[str, tuple[np.ndarray, np.ndarray | None]]  # name -> (value [M], samples [B, M])
 
 
-def curves(approach: str, fit: Any, boot: Optional[dict[str, np.ndarray]], C_M: np.ndarray,
-           flops: frontier.FlopModel) -> Curves:
+def curves(
+  approach: str,
+  fit: Any,
+  boot: dict[str, np.ndarray] | None,
+  C_M: np.ndarray,
+  flops: frontier.FlopModel,
+) -> Curves:
   """N_opt, D_opt, D_per_N (and loss, for Approach 3) of one approach at budgets C_M."""
   log_c = np.log(C_M)
   out: Curves = {}
@@ -44,8 +50,9 @@ def default_budgets(table: RunTable, max_swept: int = 12) -> np.ndarray:
   return np.append(swept, swept.max() * 10.0)
 
 
-def table_rows(budgets: Sequence[float], all_curves: dict[str, Curves], table: RunTable,
-               level: float) -> list[dict[str, Any]]:
+def table_rows(
+  budgets: Sequence[float], all_curves: dict[str, Curves], table: RunTable, level: float
+) -> list[dict[str, Any]]:
   """Predictions table: one row per budget; `extrapolation` when outside the runs' C range."""
   c_min, c_max = float(table.C.min()), float(table.C.max())
   rows = []
@@ -53,23 +60,23 @@ def table_rows(budgets: Sequence[float], all_curves: dict[str, Curves], table: R
     row = {"C": float(c), "extrapolation": bool(c > c_max * (1 + 1e-9) or c < c_min * (1 - 1e-9))}
     for approach, curve in all_curves.items():
       row[approach] = {
-          name: bootstrap.interval(None if samples is None else samples[:, m], value[m], level)
-          for name, (value, samples) in curve.items()}
+        name: bootstrap.interval(None if samples is None else samples[:, m], value[m], level)
+        for name, (value, samples) in curve.items()
+      }
     rows.append(row)
   return rows
 
 
-def frontier_bands(C_M: np.ndarray, all_curves: dict[str, Curves], level: float
-                   ) -> dict[str, Any]:
+def frontier_bands(C_M: np.ndarray, all_curves: dict[str, Curves], level: float) -> dict[str, Any]:
   """{"C": [...], approach: {quantity: {"value", "lo", "hi"} lists}} for plotting."""
   out: dict[str, Any] = {"C": [float(c) for c in C_M]}
   for approach, curve in all_curves.items():
-    out[approach] = {name: bootstrap.bands(samples, value, level)
-                     for name, (value, samples) in curve.items()}
+    out[approach] = {
+      name: bootstrap.bands(samples, value, level) for name, (value, samples) in curve.items()
+    }
   return out
 
 
 def grid_of_C(table: RunTable, points: int) -> np.ndarray:
   """Log-spaced C from the smallest run's C to a decade beyond the largest."""
   return np.logspace(np.log10(table.C.min()), np.log10(table.C.max()) + 1.0, points)
-

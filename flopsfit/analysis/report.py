@@ -1,14 +1,14 @@
 """The printed summary of a scaling_laws.json dict."""
 
-from typing import Any, Optional
+from typing import Any
 
 
-def _num(v: Optional[float], fmt: str = ".4g") -> str:
+def _num(v: float | None, fmt: str = ".4g") -> str:
   return "-" if v is None else format(v, fmt)
 
 
-def _est(e: Optional[dict[str, Any]], fmt: str = ".4g") -> str:
-  """"value [lo, hi]" of an estimate."""
+def _est(e: dict[str, Any] | None, fmt: str = ".4g") -> str:
+  """ "value [lo, hi]" of an estimate."""
   if not e:
     return "-"
   if e.get("lo") is None:
@@ -22,13 +22,15 @@ def summary(out: dict[str, Any]) -> str:
   boot = out.get("bootstrap") or {}
   level = boot.get("interval", 0.95)
   lines = [
-      f"runs: {len(out['runs'])} used, {len(out['excluded_runs'])} excluded; "
-      f"{len(out['budgets'])} budgets",
-      f"C: {conv['flops']}; N: {conv['params']}; D: {conv['data']}",
-      f"intervals: {level:.0%} bootstrap over {boot.get('samples', 0)} resamples",
+    f"runs: {len(out['runs'])} used, {len(out['excluded_runs'])} excluded; "
+    f"{len(out['budgets'])} budgets",
+    f"C: {conv['flops']}; N: {conv['params']}; D: {conv['data']}",
+    f"intervals: {level:.0%} bootstrap over {boot.get('samples', 0)} resamples",
   ]
-  for name, title in (("approach1", "Approach 1 (loss envelope)"),
-                      ("approach2", "Approach 2 (IsoFLOP parabolas)")):
+  for name, title in (
+    ("approach1", "Approach 1 (loss envelope)"),
+    ("approach2", "Approach 2 (IsoFLOP parabolas)"),
+  ):
     sec = out[name]
     if sec["status"] != "ok":
       lines.append(f"{title}: not fitted: {sec['message']}")
@@ -37,8 +39,10 @@ def summary(out: dict[str, Any]) -> str:
     if name == "approach2":
       used = sum(b["included"] for b in sec["budgets"])
       extra = f"  ({used} of {len(sec['budgets'])} budgets used)"
-    lines.append(f"{title}: N_opt = k*C^a, a = {_est(sec['N_opt']['exponent'], '.3f')}; "
-                 f"D_opt = k'*C^b, b = {_est(sec['D_opt']['exponent'], '.3f')}{extra}")
+    lines.append(
+      f"{title}: N_opt = k*C^a, a = {_est(sec['N_opt']['exponent'], '.3f')}; "
+      f"D_opt = k'*C^b, b = {_est(sec['D_opt']['exponent'], '.3f')}{extra}"
+    )
   sec = out["approach3"]
   if sec["status"] != "ok":
     lines.append(f"Approach 3 (parametric L(N, D)): not fitted: {sec['message']}")
@@ -46,11 +50,15 @@ def summary(out: dict[str, Any]) -> str:
     p = sec["params"]
     lines.append("Approach 3 (parametric L(N, D) = E + A/N^alpha + B/D^beta):")
     lines.append(f"  E = {_est(p['E'])}  A = {_est(p['A'])}  B = {_est(p['B'])}")
-    lines.append(f"  alpha = {_est(p['alpha'], '.4f')}  beta = {_est(p['beta'], '.4f')}  "
-                 f"a = {_est(p['a'], '.3f')}  b = {_est(p['b'], '.3f')}")
-    lines.append(f"  objective (sum of Huber, delta={sec['huber_delta']:g}) = "
-                 f"{sec['objective']:.7g}; {sec['starts_reaching_optimum']} of "
-                 f"{sec['grid']['starts']} starts reach it; frontier: {sec['frontier_method']}")
+    lines.append(
+      f"  alpha = {_est(p['alpha'], '.4f')}  beta = {_est(p['beta'], '.4f')}  "
+      f"a = {_est(p['a'], '.3f')}  b = {_est(p['b'], '.3f')}"
+    )
+    lines.append(
+      f"  objective (sum of Huber, delta={sec['huber_delta']:g}) = "
+      f"{sec['objective']:.7g}; {sec['starts_reaching_optimum']} of "
+      f"{sec['grid']['starts']} starts reach it; frontier: {sec['frontier_method']}"
+    )
   if not any(k.startswith("approach") for row in out["predictions"] for k in row):
     lines.append("predictions: none (no approach could be fitted)")
   else:
@@ -64,29 +72,34 @@ def summary(out: dict[str, Any]) -> str:
     if "error" in a3:
       lines.append(f"held-out check (budget {hold['budget']:.3g}): Approach 3: {a3['error']}")
     else:
-      lines.append(f"held-out check (budget {hold['budget']:.3g}, {hold['num_runs']} runs): "
-                   f"Approach 3 loss error mean |rel| {a3['mean_abs_rel_error']:.2%}, "
-                   f"max {a3['max_abs_rel_error']:.2%}")
+      lines.append(
+        f"held-out check (budget {hold['budget']:.3g}, {hold['num_runs']} runs): "
+        f"Approach 3 loss error mean |rel| {a3['mean_abs_rel_error']:.2%}, "
+        f"max {a3['max_abs_rel_error']:.2%}"
+      )
     for name in ("approach1", "approach2", "approach3"):
       r = hold[name]
       if "error" not in r and r.get("N_opt_rel_error") is not None:
-        lines.append(f"  {name}: N_opt rel error {r['N_opt_rel_error']:+.1%}, D_opt "
-                     f"{r['D_opt_rel_error']:+.1%} (vs the held-out budget's parabola minimum)")
+        lines.append(
+          f"  {name}: N_opt rel error {r['N_opt_rel_error']:+.1%}, D_opt "
+          f"{r['D_opt_rel_error']:+.1%} (vs the held-out budget's parabola minimum)"
+        )
   for w in out["warnings"]:
     lines.append(f"WARNING: {w}")
   return "\n".join(lines)
 
 
 def _prediction_lines(rows: list[dict[str, Any]]) -> list[str]:
-  lines = [f"  {'C':>10} {'approach':>9} {'N_opt':>30} {'D_opt':>30} {'D/N':>24} "
-           f"{'loss':>24}"]
+  lines = [f"  {'C':>10} {'approach':>9} {'N_opt':>30} {'D_opt':>30} {'D/N':>24} {'loss':>24}"]
   for row in rows:
     for name in ("approach3", "approach2", "approach1"):
       if name not in row:
         continue
       r = row[name]
       mark = "*" if row["extrapolation"] else " "
-      lines.append(f"  {row['C']:>9.3g}{mark} {name[-1]:>9} {_est(r['N_opt'], '.3g'):>30} "
-                   f"{_est(r['D_opt'], '.3g'):>30} {_est(r['D_per_N'], '.3g'):>24} "
-                   f"{_est(r.get('loss'), '.4g'):>24}")
+      lines.append(
+        f"  {row['C']:>9.3g}{mark} {name[-1]:>9} {_est(r['N_opt'], '.3g'):>30} "
+        f"{_est(r['D_opt'], '.3g'):>30} {_est(r['D_per_N'], '.3g'):>24} "
+        f"{_est(r.get('loss'), '.4g'):>24}"
+      )
   return lines

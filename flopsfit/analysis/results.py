@@ -4,7 +4,7 @@ import csv
 import dataclasses
 import math
 import os
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +19,7 @@ _SIX_ND_RTOL = 1e-6
 @dataclasses.dataclass(frozen=True)
 class RunTable:
   """Usable runs (one row each), grouped into IsoFLOP budgets, plus what was left out."""
+
   run_id: np.ndarray  # [R] str
   N: np.ndarray  # [R] parameters, in the chosen convention
   D: np.ndarray  # [R] tokens (or examples) trained on
@@ -48,46 +49,71 @@ class RunTable:
   def is_six_nd(self) -> bool:
     """True when every run has C = 6·N·D exactly, so the frontier has a closed form."""
     return bool(self.size) and bool(
-        np.all(np.abs(self.C / (6.0 * self.N * self.D) - 1.0) <= _SIX_ND_RTOL))
+      np.all(np.abs(self.C / (6.0 * self.N * self.D) - 1.0) <= _SIX_ND_RTOL)
+    )
 
   def subset(self, mask: np.ndarray) -> "RunTable":
     """The runs where `mask`; groups renumbered, empty groups dropped."""
     kept_groups, group = np.unique(self.group[mask], return_inverse=True)
     return dataclasses.replace(
-        self, run_id=self.run_id[mask], N=self.N[mask], D=self.D[mask], C=self.C[mask],
-        loss=self.loss[mask], group=group.astype(np.int64), budgets=self.budgets[kept_groups])
+      self,
+      run_id=self.run_id[mask],
+      N=self.N[mask],
+      D=self.D[mask],
+      C=self.C[mask],
+      loss=self.loss[mask],
+      group=group.astype(np.int64),
+      budgets=self.budgets[kept_groups],
+    )
 
 
-def _build(rows: list[dict[str, Any]], budgets_given: bool, options: AnalysisOptions,
-           excluded: list[dict[str, str]], conventions: dict[str, str],
-           source: dict[str, Any]) -> RunTable:
+def _build(
+  rows: list[dict[str, Any]],
+  budgets_given: bool,
+  options: AnalysisOptions,
+  excluded: list[dict[str, str]],
+  conventions: dict[str, str],
+  source: dict[str, Any],
+) -> RunTable:
   """Applies the max_loss filter, groups rows into budgets, and returns the table."""
   kept = []
   for row in rows:
     if options.max_loss is not None and row["loss"] >= options.max_loss:
-      excluded.append({"run_id": row["run_id"],
-                       "reason": f"loss {row['loss']:.6g} >= max_loss {options.max_loss:g}"})
+      excluded.append(
+        {
+          "run_id": row["run_id"],
+          "reason": f"loss {row['loss']:.6g} >= max_loss {options.max_loss:g}",
+        }
+      )
     else:
       kept.append(row)
   rows = kept
   if budgets_given:
     keys = np.array([r["budget"] for r in rows], dtype=np.float64)
   else:
-    keys = _cluster_budgets(np.array([r["C"] for r in rows], dtype=np.float64),
-                            options.budget_rtol)
+    keys = _cluster_budgets(np.array([r["C"] for r in rows], dtype=np.float64), options.budget_rtol)
   budgets, group = np.unique(keys, return_inverse=True)
-  source = dict(source, runs_used=len(rows), runs_excluded=len(excluded),
-                budgets_given=budgets_given,
-                budgets_from=source.pop("budgets_from") if budgets_given else
-                f"C clustered within a factor 1 + {options.budget_rtol:g}")
+  source = dict(
+    source,
+    runs_used=len(rows),
+    runs_excluded=len(excluded),
+    budgets_given=budgets_given,
+    budgets_from=source.pop("budgets_from")
+    if budgets_given
+    else f"C clustered within a factor 1 + {options.budget_rtol:g}",
+  )
   return RunTable(
-      run_id=np.array([r["run_id"] for r in rows], dtype=object),
-      N=np.array([r["N"] for r in rows], dtype=np.float64),
-      D=np.array([r["D"] for r in rows], dtype=np.float64),
-      C=np.array([r["C"] for r in rows], dtype=np.float64),
-      loss=np.array([r["loss"] for r in rows], dtype=np.float64),
-      group=group.astype(np.int64).reshape(-1), budgets=budgets, excluded=excluded,
-      conventions=conventions, source=source)
+    run_id=np.array([r["run_id"] for r in rows], dtype=object),
+    N=np.array([r["N"] for r in rows], dtype=np.float64),
+    D=np.array([r["D"] for r in rows], dtype=np.float64),
+    C=np.array([r["C"] for r in rows], dtype=np.float64),
+    loss=np.array([r["loss"] for r in rows], dtype=np.float64),
+    group=group.astype(np.int64).reshape(-1),
+    budgets=budgets,
+    excluded=excluded,
+    conventions=conventions,
+    source=source,
+  )
 
 
 def _cluster_budgets(C: np.ndarray, rtol: float) -> np.ndarray:
@@ -110,8 +136,9 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
   """Reads every `runs/*/result.json` of `workdir`; unusable runs are listed in `excluded`."""
   runs_path = workdir_lib.runs_dir(workdir)
   if not os.path.isdir(runs_path):
-    raise InputError(f"{runs_path}: no runs directory (is config.workdir right, and has "
-                     f"train run?)")
+    raise InputError(
+      f"{runs_path}: no runs directory (is config.workdir right, and has train run?)"
+    )
   run_ids = sorted(d for d in os.listdir(runs_path) if os.path.isdir(os.path.join(runs_path, d)))
   if not run_ids:
     raise InputError(f"{runs_path}: no runs to analyze")
@@ -131,10 +158,17 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
       continue
     row["run_id"] = str(row["run_id"] or run_id)
     rows.append(row)
-  conventions = {"flops": options.flops_convention, "params": options.params_convention,
-                 "data": "tokens"}
-  source = {"kind": "workdir", "path": os.path.abspath(workdir), "runs_found": len(run_ids),
-            "budgets_from": "result.json budget_flops"}
+  conventions = {
+    "flops": options.flops_convention,
+    "params": options.params_convention,
+    "data": "tokens",
+  }
+  source = {
+    "kind": "workdir",
+    "path": os.path.abspath(workdir),
+    "runs_found": len(run_ids),
+    "budgets_from": "result.json budget_flops",
+  }
   return _build(rows, True, options, excluded, conventions, source)
 
 
@@ -156,8 +190,7 @@ def _row_from_result(result: Any, options: AnalysisOptions) -> dict[str, Any] | 
     return f"result.json lacks field {e}"
   values = {"loss": loss, "N": N, "C": C, "D": D, "budget": budget}
   for name, value in values.items():
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
-        value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
       what = "final_eval_loss" if name == "loss" else name
       return f"{what} is {value!r}, not a finite number"
     if name != "loss" and value <= 0:
@@ -167,10 +200,17 @@ def _row_from_result(result: Any, options: AnalysisOptions) -> dict[str, Any] | 
   return values
 
 
-def load_csv(path: str, options: AnalysisOptions, *, n_column: str = "N",
-             loss_column: str = "loss", d_column: Optional[str] = None,
-             c_column: Optional[str] = None, budget_column: Optional[str] = None,
-             run_id_column: Optional[str] = None) -> RunTable:
+def load_csv(
+  path: str,
+  options: AnalysisOptions,
+  *,
+  n_column: str = "N",
+  loss_column: str = "loss",
+  d_column: str | None = None,
+  c_column: str | None = None,
+  budget_column: str | None = None,
+  run_id_column: str | None = None,
+) -> RunTable:
   """Reads a table of runs. D or C may be absent (then C = 6·N·D fills it in); without a
   budget column, runs are grouped into budgets by C (see `_cluster_budgets`)."""
   if not os.path.isfile(path):
@@ -181,15 +221,21 @@ def load_csv(path: str, options: AnalysisOptions, *, n_column: str = "N",
     records = list(reader)
   d_column = d_column if d_column is not None else ("D" if "D" in header else None)
   c_column = c_column if c_column is not None else ("C" if "C" in header else None)
-  named = {"--n_column": n_column, "--loss_column": loss_column, "--d_column": d_column,
-           "--c_column": c_column, "--budget_column": budget_column,
-           "--run_id_column": run_id_column}
+  named = {
+    "--n_column": n_column,
+    "--loss_column": loss_column,
+    "--d_column": d_column,
+    "--c_column": c_column,
+    "--budget_column": budget_column,
+    "--run_id_column": run_id_column,
+  }
   for flag, column in named.items():
     if column is not None and column not in header:
       raise InputError(f"{path}: no column {column!r} ({flag}); columns are {header}")
   if d_column is None and c_column is None:
-    raise InputError(f"{path}: needs a D or a C column (--d_column or --c_column); columns "
-                     f"are {header}")
+    raise InputError(
+      f"{path}: needs a D or a C column (--d_column or --c_column); columns are {header}"
+    )
 
   def number(record: dict[str, str], column: str, line: int) -> float:
     text = (record.get(column) or "").strip()
@@ -222,11 +268,16 @@ def load_csv(path: str, options: AnalysisOptions, *, n_column: str = "N",
   if not rows and not excluded:
     raise InputError(f"{path}: no rows")
   conventions = {
-      "flops": f"csv column {c_column!r}" if c_column else
-               f"6*N*D from csv columns {n_column!r} and {d_column!r}",
-      "params": f"csv column {n_column!r}",
-      "data": f"csv column {d_column!r}" if d_column else f"C/(6*N) from csv column {c_column!r}",
+    "flops": f"csv column {c_column!r}"
+    if c_column
+    else f"6*N*D from csv columns {n_column!r} and {d_column!r}",
+    "params": f"csv column {n_column!r}",
+    "data": f"csv column {d_column!r}" if d_column else f"C/(6*N) from csv column {c_column!r}",
   }
-  source = {"kind": "csv", "path": os.path.abspath(path), "runs_found": len(records),
-            "budgets_from": f"csv column {budget_column!r}"}
+  source = {
+    "kind": "csv",
+    "path": os.path.abspath(path),
+    "runs_found": len(records),
+    "budgets_from": f"csv column {budget_column!r}",
+  }
   return _build(rows, budget_column is not None, options, excluded, conventions, source)

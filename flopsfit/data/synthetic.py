@@ -44,9 +44,17 @@ class ZipfMarkovLanguage:
 
   unit = "tokens"
 
-  def __init__(self, *, seq_len: int = 64, vocab_size: int = 64, order: int = 2,
-               successors: int = 8, zipf_tokens: float = 1.0, zipf_successors: float = 1.0,
-               seed: int = 0):
+  def __init__(
+    self,
+    *,
+    seq_len: int = 64,
+    vocab_size: int = 64,
+    order: int = 2,
+    successors: int = 8,
+    zipf_tokens: float = 1.0,
+    zipf_successors: float = 1.0,
+    seed: int = 0,
+  ):
     if successors > vocab_size:
       raise ValueError(f"dataset successors: {successors} exceeds vocab_size {vocab_size}")
     if seq_len < order + 1:
@@ -57,7 +65,7 @@ class ZipfMarkovLanguage:
     rng = np.random.default_rng([seed, 0xF10F5])
     weight_V = np.empty(vocab_size)
     weight_V[rng.permutation(vocab_size)] = np.arange(1, vocab_size + 1) ** -zipf_tokens
-    n_contexts = vocab_size ** order
+    n_contexts = vocab_size**order
     gumbel_CxV = np.log(weight_V)[None, :] + rng.gumbel(size=(n_contexts, vocab_size))
     self.next_CxS = np.argsort(-gumbel_CxV, axis=1)[:, :successors].astype(np.int64)
     prob_S = np.arange(1, successors + 1) ** -zipf_successors
@@ -78,18 +86,21 @@ class ZipfMarkovLanguage:
     return ZipfMarkovSource(self, split, TRAIN_RECORDS if split == "train" else EVAL_RECORDS)
 
   def __repr__(self) -> str:
-    return "ZipfMarkovLanguage(seq_len={}, vocab_size={}, order={}, successors={}, " \
-           "zipf_tokens={}, zipf_successors={}, seed={})".format(*self._params)
+    return (
+      "ZipfMarkovLanguage(seq_len={}, vocab_size={}, order={}, successors={}, "
+      "zipf_tokens={}, zipf_successors={}, seed={})".format(*self._params)
+    )
 
   def _stationary(self) -> np.ndarray:
     """Stationary distribution over contexts, by power iteration on the context chain."""
-    v, n_contexts = self.vocab_size, self.vocab_size ** self.order
+    v, n_contexts = self.vocab_size, self.vocab_size**self.order
     shifted_C = (np.arange(n_contexts) % (v ** (self.order - 1))) * v  # drop oldest token
     target_CxS = shifted_C[:, None] + self.next_CxS
     pi_C = np.full(n_contexts, 1.0 / n_contexts)
     for _ in range(10_000):
-      new_C = np.bincount(target_CxS.ravel(), weights=(pi_C[:, None] * self.prob_S).ravel(),
-                          minlength=n_contexts)
+      new_C = np.bincount(
+        target_CxS.ravel(), weights=(pi_C[:, None] * self.prob_S).ravel(), minlength=n_contexts
+      )
       done = np.abs(new_C - pi_C).sum() < 1e-13
       pi_C = new_C
       if done:
@@ -101,8 +112,7 @@ class ZipfMarkovLanguage:
     rng = np.random.default_rng([self.seed, split_id, index])
     u = rng.random(self.seq_len)
     v, k = self.vocab_size, self.order
-    context = min(int(np.searchsorted(self._stationary_cdf, u[0], side="right")),
-                  v ** k - 1)
+    context = min(int(np.searchsorted(self._stationary_cdf, u[0], side="right")), v**k - 1)
     tokens = [(context // v ** (k - 1 - j)) % v for j in range(k)]
     cdf, nexts, modulus = self._cdf, self._next, v ** (k - 1)
     for t in range(k, self.seq_len):
@@ -151,8 +161,8 @@ class ZipfMarkovLanguage:
       marg = joint.sum(axis=tuple(range(j + 1, k))) if j + 1 < k else joint
       idx = tuple(tokens_BxT[:, i] for i in range(j + 1))
       out_BxP[:, j - 1] = np.log(marg[idx]) - np.log(marg.sum(axis=-1)[idx[:-1]])
-    prob_table = np.zeros((v ** k, v))
-    np.put_along_axis(prob_table, self.next_CxS, self.prob_S[None, :].repeat(v ** k, 0), axis=1)
+    prob_table = np.zeros((v**k, v))
+    np.put_along_axis(prob_table, self.next_CxS, self.prob_S[None, :].repeat(v**k, 0), axis=1)
     for pos in range(k, t):
       context = np.zeros(b, dtype=np.int64)
       for i in range(pos - k, pos):

@@ -20,7 +20,7 @@ class TokenWindowSource:
     if not 0 <= index < len(self):
       raise IndexError(f"record {index} out of range ({len(self)} records in {self._name})")
     start = int(index) * self._seq_len
-    return {"tokens": self._tokens[start:start + self._seq_len].astype(np.int32)}
+    return {"tokens": self._tokens[start : start + self._seq_len].astype(np.int32)}
 
   def __repr__(self) -> str:
     return f"TokenWindowSource({self._name}, seq_len={self._seq_len})"
@@ -44,20 +44,24 @@ class TextFiles:
       try:
         data.decode("utf-8")
       except UnicodeDecodeError as e:
-        raise ValueError(f"dataset paths: {f} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ValueError(
+          f"dataset paths: {f} is not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
       blobs.append(data)
     stream = np.frombuffer(b"\n".join(blobs), dtype=np.uint8)
     n_chunks = -(-len(stream) // chunk_bytes)
     is_eval = (np.arange(n_chunks) % eval_every) == eval_every - 1
-    chunks = [stream[i * chunk_bytes:(i + 1) * chunk_bytes] for i in range(n_chunks)]
+    chunks = [stream[i * chunk_bytes : (i + 1) * chunk_bytes] for i in range(n_chunks)]
     self._splits = {
-        "train": np.concatenate([c for c, e in zip(chunks, is_eval) if not e] or [stream[:0]]),
-        "eval": np.concatenate([c for c, e in zip(chunks, is_eval) if e] or [stream[:0]]),
+      "train": np.concatenate([c for c, e in zip(chunks, is_eval) if not e] or [stream[:0]]),
+      "eval": np.concatenate([c for c, e in zip(chunks, is_eval) if e] or [stream[:0]]),
     }
     for split, tokens in self._splits.items():
       if len(tokens) < seq_len:
-        raise ValueError(f"dataset paths: {len(stream)} bytes leave fewer than seq_len={seq_len} "
-                         f"bytes for the {split} split; give more text or a smaller seq_len")
+        raise ValueError(
+          f"dataset paths: {len(stream)} bytes leave fewer than seq_len={seq_len} "
+          f"bytes for the {split} split; give more text or a smaller seq_len"
+        )
     self.seq_len = seq_len
     self._digest = hashlib.sha256(stream.tobytes()).hexdigest()[:12]
     self._files = files

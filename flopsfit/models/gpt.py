@@ -29,8 +29,12 @@ class Attention(nnx.Module):
     self.n_heads = n_heads
     self.head_dim = d_model // n_heads
     init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
-    self.qkv = nnx.Linear(d_model, 3 * d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs)
-    self.out = nnx.Linear(d_model, d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs)
+    self.qkv = nnx.Linear(
+      d_model, 3 * d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs
+    )
+    self.out = nnx.Linear(
+      d_model, d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs
+    )
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     b, t, d = x_BxTxD.shape
@@ -51,8 +55,12 @@ class Mlp(nnx.Module):
     init_in = nnx.initializers.normal(1.0 / math.sqrt(d_model))
     init_out = nnx.initializers.normal(1.0 / math.sqrt(hidden))
     width_in = 2 * hidden if kind == "swiglu" else hidden
-    self.up = nnx.Linear(d_model, width_in, use_bias=False, kernel_init=init_in, dtype=dtype, rngs=rngs)
-    self.down = nnx.Linear(hidden, d_model, use_bias=False, kernel_init=init_out, dtype=dtype, rngs=rngs)
+    self.up = nnx.Linear(
+      d_model, width_in, use_bias=False, kernel_init=init_in, dtype=dtype, rngs=rngs
+    )
+    self.down = nnx.Linear(
+      hidden, d_model, use_bias=False, kernel_init=init_out, dtype=dtype, rngs=rngs
+    )
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     h_BxTxF = self.up(x_BxTxD)
@@ -79,21 +87,45 @@ class Block(nnx.Module):
 class GPT(nnx.Module):
   """Decoder-only transformer. `__call__({"tokens": [B, T]})` returns `{"logits": [B, T, V]}`."""
 
-  def __init__(self, *, vocab_size: int, d_model: int, n_layers: int, head_dim: int = 16,
-               mlp: str = "swiglu", tied_embeddings: bool = True, dtype: str = "float32",
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    *,
+    vocab_size: int,
+    d_model: int,
+    n_layers: int,
+    head_dim: int = 16,
+    mlp: str = "swiglu",
+    tied_embeddings: bool = True,
+    dtype: str = "float32",
+    rngs: nnx.Rngs,
+  ):
     if d_model % head_dim:
       raise ValueError(f"model d_model: {d_model} is not a multiple of head_dim {head_dim}")
     self.tied_embeddings = tied_embeddings
     compute_dtype = _DTYPES[dtype]
-    self.embed = nnx.Embed(vocab_size, d_model, embedding_init=nnx.initializers.normal(1.0),
-                           dtype=compute_dtype, rngs=rngs)
-    self.blocks = nnx.List([Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs)
-                            for _ in range(n_layers)])
+    self.embed = nnx.Embed(
+      vocab_size,
+      d_model,
+      embedding_init=nnx.initializers.normal(1.0),
+      dtype=compute_dtype,
+      rngs=rngs,
+    )
+    self.blocks = nnx.List(
+      [Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs) for _ in range(n_layers)]
+    )
     self.final_norm = nnx.RMSNorm(d_model, dtype=compute_dtype, rngs=rngs)
-    self.head = None if tied_embeddings else nnx.Linear(
-        d_model, vocab_size, use_bias=False, dtype=compute_dtype, rngs=rngs,
-        kernel_init=nnx.initializers.normal(1.0 / math.sqrt(d_model)))
+    self.head = (
+      None
+      if tied_embeddings
+      else nnx.Linear(
+        d_model,
+        vocab_size,
+        use_bias=False,
+        dtype=compute_dtype,
+        rngs=rngs,
+        kernel_init=nnx.initializers.normal(1.0 / math.sqrt(d_model)),
+      )
+    )
     self.d_model = d_model
 
   def __call__(self, batch: dict) -> dict:
@@ -121,6 +153,7 @@ class GPTShapeRule:
   shape minimises |ln(12·d²·L / target)| + ½·|ln((d / L) / aspect_ratio)|: close to the
   target, and as close to the aspect ratio as that allows, which gives a fine ladder of sizes.
   """
+
   aspect_ratio: int = 16
   head_dim: int = 16
 
@@ -128,12 +161,16 @@ class GPTShapeRule:
     best = None
     d_limit = max(self.head_dim, int((target_params * 2 * self.aspect_ratio / 12.0) ** (1 / 3)) * 2)
     for d_model in range(self.head_dim, d_limit + self.head_dim, self.head_dim):
-      for n_layers in range(max(1, math.floor(d_model / (2 * self.aspect_ratio))),
-                            max(1, math.ceil(2 * d_model / self.aspect_ratio)) + 1):
+      for n_layers in range(
+        max(1, math.floor(d_model / (2 * self.aspect_ratio))),
+        max(1, math.ceil(2 * d_model / self.aspect_ratio)) + 1,
+      ):
         ratio = d_model / n_layers / self.aspect_ratio
         if not 0.5 <= ratio <= 2.0 and n_layers > 1:
           continue
-        score = abs(math.log(12.0 * d_model**2 * n_layers / target_params)) + 0.5 * abs(math.log(ratio))
+        score = abs(math.log(12.0 * d_model**2 * n_layers / target_params)) + 0.5 * abs(
+          math.log(ratio)
+        )
         if best is None or score < best[0]:
           best = (score, {"d_model": d_model, "n_layers": n_layers})
     return best[1]

@@ -7,11 +7,38 @@ Notebook use:
   result.paths, result.missing, result.figures["frontier"]
 """
 
-from flopsfit.plotting.inputs import (Inputs, NothingToPlot, PlotInputError, from_analysis,
-                                      load_workdir, read_analysis)
-from flopsfit.plotting.render import (FIGURES, NAMES, PLOTS_DIR, PlotResult, figure_size,
-                                      plot_analysis, plot_inputs, plot_workdir)
+from flopsfit.plotting.inputs import (
+  Inputs,
+  NothingToPlot,
+  PlotInputError,
+  from_analysis,
+  load_workdir,
+  read_analysis,
+)
+from flopsfit.plotting.render import (
+  FIGURES,
+  NAMES,
+  PLOTS_DIR,
+  PlotResult,
+  figure_size,
+  plot_analysis,
+  plot_inputs,
+  plot_workdir,
+)
 
-__all__ = ["FIGURES", "Inputs", "NAMES", "NothingToPlot", "PLOTS_DIR", "PlotInputError",
-           "PlotResult", "figure_size", "from_analysis", "load_workdir", "plot_analysis",
-           "plot_inputs", "plot_workdir", "read_analysis"]
+__all__ = [
+  "FIGURES",
+  "Inputs",
+  "NAMES",
+  "NothingToPlot",
+  "PLOTS_DIR",
+  "PlotInputError",
+  "PlotResult",
+  "figure_size",
+  "from_analysis",
+  "load_workdir",
+  "plot_analysis",
+  "plot_inputs",
+  "plot_workdir",
+  "read_analysis",
+]

@@ -5,7 +5,7 @@ import glob
 import json
 import math
 import os
-from typing import Any, Optional
+from typing import Any
 
 from flopsfit import workdir as workdir_lib
 
@@ -23,16 +23,17 @@ class NothingToPlot(Exception):
 @dataclasses.dataclass
 class Inputs:
   """Everything a figure may draw. Any part may be missing; `missing` says what and why."""
-  analysis: Optional[dict[str, Any]] = None
+
+  analysis: dict[str, Any] | None = None
   # Runs with a final loss: run_id, N, D, C, loss, budget (from the analysis if there is one,
   # else from the workdir's result.json files).
   runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
   runs_from: str = ""  # "analysis" or "result.json"
   results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # run_id -> result
   curves: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)  # metrics rows
-  workdir: Optional[str] = None
-  analysis_path: Optional[str] = None
-  config: Optional[dict[str, Any]] = None  # the experiment config, as a plain dict
+  workdir: str | None = None
+  analysis_path: str | None = None
+  config: dict[str, Any] | None = None  # the experiment config, as a plain dict
   missing: list[str] = dataclasses.field(default_factory=list)
 
   @property
@@ -47,7 +48,7 @@ class Inputs:
     options = (self.analysis or {}).get("options") or {}
     return options.get("params_convention") or "non_embedding"
 
-  def section(self, name: str) -> Optional[dict[str, Any]]:
+  def section(self, name: str) -> dict[str, Any] | None:
     """An analysis section whose status is ok, else None."""
     sec = (self.analysis or {}).get(name)
     return sec if isinstance(sec, dict) and sec.get("status", "ok") == "ok" else None
@@ -80,14 +81,15 @@ def check_analysis(analysis: Any, name: str = "analysis") -> None:
   if not isinstance(analysis, dict):
     raise PlotInputError(f"{name}: not a scaling_laws.json (a JSON object expected)")
   if analysis.get("version") != 1:
-    raise PlotInputError(f"{name}: not a scaling_laws.json of version 1 (version = "
-                         f"{analysis.get('version')!r})")
+    raise PlotInputError(
+      f"{name}: not a scaling_laws.json of version 1 (version = {analysis.get('version')!r})"
+    )
   for key in ("runs", "budgets", "conventions"):
     if key not in analysis:
       raise PlotInputError(f"{name}: not a scaling_laws.json (no {key!r} field)")
 
 
-def from_analysis(analysis: dict[str, Any], path: Optional[str] = None) -> Inputs:
+def from_analysis(analysis: dict[str, Any], path: str | None = None) -> Inputs:
   """Inputs of an analysis alone (e.g. of external results): no training curves."""
   check_analysis(analysis, path or "analysis")
   inputs = Inputs(analysis=analysis, analysis_path=path)
@@ -95,8 +97,9 @@ def from_analysis(analysis: dict[str, Any], path: Optional[str] = None) -> Input
   return inputs
 
 
-def load_workdir(workdir: str, analysis: Optional[dict[str, Any]] = None,
-                 config: Optional[dict[str, Any]] = None) -> Inputs:
+def load_workdir(
+  workdir: str, analysis: dict[str, Any] | None = None, config: dict[str, Any] | None = None
+) -> Inputs:
   """A workdir's scaling_laws.json (unless `analysis` is given), result.json files and curves.
 
   A missing file is noted in `missing`; an unreadable scaling_laws.json is a PlotInputError.
@@ -137,18 +140,27 @@ def load_workdir(workdir: str, analysis: Optional[dict[str, Any]] = None,
       if rows:
         inputs.curves[run_id] = rows
   if unfinished:
-    inputs.missing.append(f"{len(unfinished)} run(s) without result.json (unfinished): "
-                          + ", ".join(unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""))
+    inputs.missing.append(
+      f"{len(unfinished)} run(s) without result.json (unfinished): "
+      + ", ".join(unfinished[:5])
+      + (" ..." if len(unfinished) > 5 else "")
+    )
   if run_dirs and not inputs.curves:
     inputs.missing.append("no run has a metrics.jsonl with logged steps")
 
   if inputs.analysis_path and os.path.exists(inputs.analysis_path) and run_dirs:
     written = os.path.getmtime(inputs.analysis_path)
-    newer = [d for d in run_dirs if os.path.exists(os.path.join(d, "result.json")) and
-             os.path.getmtime(os.path.join(d, "result.json")) > written]
+    newer = [
+      d
+      for d in run_dirs
+      if os.path.exists(os.path.join(d, "result.json"))
+      and os.path.getmtime(os.path.join(d, "result.json")) > written
+    ]
     if newer:
-      inputs.missing.append(f"{inputs.analysis_path} is older than {len(newer)} result.json "
-                            "file(s): the fits leave those runs out (re-run analyze)")
+      inputs.missing.append(
+        f"{inputs.analysis_path} is older than {len(newer)} result.json "
+        "file(s): the fits leave those runs out (re-run analyze)"
+      )
   if analysis is not None:
     inputs.runs, inputs.runs_from = _runs_of_analysis(analysis), "analysis"
   else:
@@ -167,9 +179,14 @@ def _runs_of_results(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     if not isinstance(r, dict) or r.get("status", "completed") != "completed":
       continue
     params, flops = r.get("params") or {}, r.get("flops") or {}
-    row = {"run_id": run_id, "N": params.get("non_embedding"), "D": r.get("tokens"),
-           "C": flops.get("xla"), "loss": r.get("final_eval_loss"),
-           "budget": r.get("budget_flops")}
+    row = {
+      "run_id": run_id,
+      "N": params.get("non_embedding"),
+      "D": r.get("tokens"),
+      "C": flops.get("xla"),
+      "loss": r.get("final_eval_loss"),
+      "budget": r.get("budget_flops"),
+    }
     if _positive(row["N"], row["loss"]):
       runs.append(row)
   return runs

@@ -1,7 +1,7 @@
 """IsoFLOP curves: final loss against N per budget, Approach 2's parabolas and their minima."""
 
 import textwrap
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -39,14 +39,23 @@ def _groups(inputs: Inputs) -> list[dict[str, Any]]:
   """Per budget: points, fit (or None), included, reasons; from Approach 2 or the raw runs."""
   sec = (inputs.analysis or {}).get("approach2") or {}
   if sec.get("budgets"):
-    return [{"budget": b["budget"], "points": b.get("points") or [], "fit": b.get("fit_N"),
-             "included": bool(b.get("included")), "reasons": b.get("reasons") or []}
-            for b in sec["budgets"]]
-  by_budget: dict[Optional[float], list] = {}
+    return [
+      {
+        "budget": b["budget"],
+        "points": b.get("points") or [],
+        "fit": b.get("fit_N"),
+        "included": bool(b.get("included")),
+        "reasons": b.get("reasons") or [],
+      }
+      for b in sec["budgets"]
+    ]
+  by_budget: dict[float | None, list] = {}
   for r in inputs.runs:
     by_budget.setdefault(r.get("budget"), []).append(r)
-  return [{"budget": b, "points": pts, "fit": None, "included": True, "reasons": []}
-          for b, pts in sorted(by_budget.items(), key=lambda kv: kv[0] or 0)]
+  return [
+    {"budget": b, "points": pts, "fit": None, "included": True, "reasons": []}
+    for b, pts in sorted(by_budget.items(), key=lambda kv: kv[0] or 0)
+  ]
 
 
 def draw(inputs: Inputs, colors: style.BudgetColors):
@@ -68,51 +77,87 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
       if label:
         label = textwrap.fill(f"{label}, left out: {reasons}", 46)
     pts = sorted(g["points"], key=lambda p: p["N"])
-    ax.plot([p["N"] for p in pts], [p["loss"] for p in pts], "o", color=color, alpha=alpha,
-            markersize=5.5, markeredgecolor="white", markeredgewidth=0.5, label=label,
-            gid=style.gid("points", b), zorder=3)
+    ax.plot(
+      [p["N"] for p in pts],
+      [p["loss"] for p in pts],
+      "o",
+      color=color,
+      alpha=alpha,
+      markersize=5.5,
+      markeredgecolor="white",
+      markeredgewidth=0.5,
+      label=label,
+      gid=style.gid("points", b),
+      zorder=3,
+    )
     fit = g["fit"]
     if _drawable(fit):
       n, loss = parabola(fit)
-      ax.plot(n, loss, "-", color=color, alpha=alpha, linewidth=1.6, gid=style.gid("fit", b),
-              zorder=2)
-      inside = fit.get("N_opt") is not None and \
-          fit["range"][0] <= fit["N_opt"] <= fit["range"][1]
+      ax.plot(
+        n, loss, "-", color=color, alpha=alpha, linewidth=1.6, gid=style.gid("fit", b), zorder=2
+      )
+      inside = fit.get("N_opt") is not None and fit["range"][0] <= fit["N_opt"] <= fit["range"][1]
       if fit.get("loss_at_opt") is not None and (inside or g["included"]):
-        ax.plot([fit["N_opt"]], [fit["loss_at_opt"]], marker="*", markersize=13, color=color,
-                alpha=alpha, markeredgecolor="black", markeredgewidth=0.7, linestyle="none",
-                gid=style.gid("minimum", b), zorder=4)
+        ax.plot(
+          [fit["N_opt"]],
+          [fit["loss_at_opt"]],
+          marker="*",
+          markersize=13,
+          color=color,
+          alpha=alpha,
+          markeredgecolor="black",
+          markeredgewidth=0.7,
+          linestyle="none",
+          gid=style.gid("minimum", b),
+          zorder=4,
+        )
   ax.set_xscale("log")
   style.log_if_decades(ax, "y", [p["loss"] for g in groups for p in g["points"]])
   style.plain_log_ticks(ax, "y")
   ax.set_xlabel(style.n_label(inputs.analysis))
   ax.set_ylabel(style.LOSS_LABEL)
-  fig.suptitle(TITLE if fitted else "IsoFLOP points: final loss against model size "
-               "(no parabolas fitted)")
+  fig.suptitle(
+    TITLE if fitted else "IsoFLOP points: final loss against model size (no parabolas fitted)"
+  )
   ax.grid(True, which="major", alpha=0.3)
   ax.grid(True, which="minor", alpha=0.1)
   _top_ylim(ax, groups)
 
   handles, labels = ax.get_legend_handles_labels()
   from matplotlib.lines import Line2D
+
   if fitted:
     handles.append(Line2D([], [], color="0.3", linewidth=1.6))
     labels.append("Approach 2: parabola in ln N")
-    handles.append(Line2D([], [], marker="*", markersize=12, color="0.6", linestyle="none",
-                          markeredgecolor="black", markeredgewidth=0.7))
+    handles.append(
+      Line2D(
+        [],
+        [],
+        marker="*",
+        markersize=12,
+        color="0.6",
+        linestyle="none",
+        markeredgecolor="black",
+        markeredgewidth=0.7,
+      )
+    )
     labels.append("its minimum (N_opt)")
   if many:
     fig.colorbar(colors.mappable(), ax=ax, label="IsoFLOP budget C (FLOPs)", pad=0.01)
     if left_out_reasons:
-      handles.append(Line2D([], [], marker="o", color="0.5", alpha=style.LEFT_OUT_ALPHA,
-                            linestyle="none"))
-      labels.append(f"faded: {sum(not g['included'] for g in groups)} of {len(groups)} "
-                    "budgets left out of the fit, budgets per reason:\n" + "\n".join(
-                        f"  {r}: {k}" for r, k in left_out_reasons.items()))
+      handles.append(
+        Line2D([], [], marker="o", color="0.5", alpha=style.LEFT_OUT_ALPHA, linestyle="none")
+      )
+      labels.append(
+        f"faded: {sum(not g['included'] for g in groups)} of {len(groups)} "
+        "budgets left out of the fit, budgets per reason:\n"
+        + "\n".join(f"  {r}: {k}" for r, k in left_out_reasons.items())
+      )
     fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
   elif handles:
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
-              frameon=False)
+    ax.legend(
+      handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False
+    )
   notes = []
   if not fitted:
     notes.append(f"no parabolas: {inputs.why_not('approach2')}")
@@ -122,15 +167,16 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   return fig
 
 
-def _drawable(fit: Optional[dict[str, Any]]) -> bool:
+def _drawable(fit: dict[str, Any] | None) -> bool:
   return bool(fit and fit.get("coefficients") and fit.get("range"))
 
 
 def _top_ylim(ax, groups) -> None:
   """Keeps the view on the points: parabola arms may not stretch the loss axis."""
   losses = [p["loss"] for g in groups for p in g["points"]]
-  losses += [g["fit"]["loss_at_opt"] for g in groups
-             if g["fit"] and g["fit"].get("loss_at_opt") is not None]
+  losses += [
+    g["fit"]["loss_at_opt"] for g in groups if g["fit"] and g["fit"].get("loss_at_opt") is not None
+  ]
   if ax.get_yscale() == "linear" and losses:
     lo, hi = min(losses), max(losses)
     pad = 0.06 * (hi - lo or abs(hi) or 1.0)

@@ -21,21 +21,48 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   for r in runs:
     by_budget.setdefault(r.get("budget"), []).append(r)
   for b, rs in sorted(by_budget.items(), key=lambda kv: kv[0] or 0):
-    ax.plot([r["C"] for r in rs], [r["loss"] for r in rs], "o", color=colors(b), markersize=5,
-            alpha=0.8, markeredgecolor="white", markeredgewidth=0.4, linestyle="none",
-            gid=style.gid("runs", b), zorder=3)
+    ax.plot(
+      [r["C"] for r in rs],
+      [r["loss"] for r in rs],
+      "o",
+      color=colors(b),
+      markersize=5,
+      alpha=0.8,
+      markeredgecolor="white",
+      markeredgewidth=0.4,
+      linestyle="none",
+      gid=style.gid("runs", b),
+      zorder=3,
+    )
   from matplotlib.lines import Line2D
-  handles = [Line2D([], [], marker="o", color=colors(inputs.budgets[-1] if inputs.budgets
-                                                     else None), linestyle="none")]
+
+  handles = [
+    Line2D(
+      [],
+      [],
+      marker="o",
+      color=colors(inputs.budgets[-1] if inputs.budgets else None),
+      linestyle="none",
+    )
+  ]
   labels = ["runs (coloured by budget)"]
 
   notes = []
   a1 = inputs.section("approach1")
   if a1 and a1.get("envelope"):
     env = sorted(a1["envelope"], key=lambda e: e["C"])
-    line, = ax.plot([e["C"] for e in env], [e["loss"] for e in env], "s-",
-                    color=style.APPROACH_COLORS["approach1"], markersize=6, linewidth=1.0,
-                    markerfacecolor="none", markeredgewidth=1.4, gid="envelope", zorder=4)
+    (line,) = ax.plot(
+      [e["C"] for e in env],
+      [e["loss"] for e in env],
+      "s-",
+      color=style.APPROACH_COLORS["approach1"],
+      markersize=6,
+      linewidth=1.0,
+      markerfacecolor="none",
+      markeredgewidth=1.4,
+      gid="envelope",
+      zorder=4,
+    )
     handles.append(line)
     labels.append("Approach 1: lower envelope (best run per budget)")
   else:
@@ -49,15 +76,24 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
     c_max = max(r["C"] for r in runs)
     inside, beyond = frontier.split_at(c_max, cur)
     if np.isfinite(cur["lo"]).any():
-      band = ax.fill_between(cur["C"], cur["lo"], cur["hi"], color=color,
-                             alpha=style.BAND_ALPHA, linewidth=0, gid="band-loss")
+      band = ax.fill_between(
+        cur["C"],
+        cur["lo"],
+        cur["hi"],
+        color=color,
+        alpha=style.BAND_ALPHA,
+        linewidth=0,
+        gid="band-loss",
+      )
     else:
       band = None
-    solid, = ax.plot(inside["C"], inside["value"], "-", color=color, linewidth=2,
-                     gid="frontier-loss", zorder=5)
+    (solid,) = ax.plot(
+      inside["C"], inside["value"], "-", color=color, linewidth=2, gid="frontier-loss", zorder=5
+    )
     if beyond["C"].size:
-      ax.plot(beyond["C"], beyond["value"], "--", color=color, linewidth=2,
-              gid="extrapolation-loss")
+      ax.plot(
+        beyond["C"], beyond["value"], "--", color=color, linewidth=2, gid="extrapolation-loss"
+      )
     e = (a3.get("params") or {}).get("E") or {}
     handles.append(solid)
     labels.append("Approach 3: loss at the compute-optimal (N, D)\n(dashed: extrapolated)")
@@ -69,12 +105,23 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
       handles.append(eline)
       labels.append(f"E = {style.estimate(e, '.3f')} (irreducible loss)")
       ylim_values.append(e["value"])
-    pred = [(row["C"], row["approach3"]["loss"]["value"]) for row in
-            frontier.predicted_rows(analysis)
-            if ((row.get("approach3") or {}).get("loss") or {}).get("value")]
+    pred = [
+      (row["C"], row["approach3"]["loss"]["value"])
+      for row in frontier.predicted_rows(analysis)
+      if ((row.get("approach3") or {}).get("loss") or {}).get("value")
+    ]
     if pred:
-      mk, = ax.plot(*zip(*pred), "D", color=color, markerfacecolor="white", markersize=6,
-                    markeredgewidth=1.4, linestyle="none", gid="predictions-loss", zorder=5)
+      (mk,) = ax.plot(
+        *zip(*pred),
+        "D",
+        color=color,
+        markerfacecolor="white",
+        markersize=6,
+        markeredgewidth=1.4,
+        linestyle="none",
+        gid="predictions-loss",
+        zorder=5,
+      )
       handles.append(mk)
       labels.append("predicted loss at the prediction budgets")
       ylim_values += [p[1] for p in pred]
@@ -82,8 +129,13 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   else:
     notes.append(inputs.why_not("approach3"))
 
-  floors = sorted({r.get("loss_floor") for r in inputs.results.values()
-                   if isinstance(r, dict) and isinstance(r.get("loss_floor"), (int, float))})
+  floors = sorted(
+    {
+      r.get("loss_floor")
+      for r in inputs.results.values()
+      if isinstance(r, dict) and isinstance(r.get("loss_floor"), (int, float))
+    }
+  )
   if len(floors) == 1:  # The dataset knows its own entropy: the loss no model can beat.
     floor = ax.axhline(floors[0], color="0.35", linestyle="-.", linewidth=1.1, gid="loss-floor")
     handles.append(floor)
@@ -105,6 +157,9 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   ax.legend(handles, labels, loc="upper right", fontsize=8.5, framealpha=0.9)
   if len(inputs.budgets) > 1:
     fig.colorbar(colors.mappable(), ax=ax, label="IsoFLOP budget (FLOPs)", pad=0.01)
-  style.note(ax, [n for n in notes if inputs.analysis is not None] or
-             ([inputs.why_not("approach1")] if inputs.analysis is None else []))
+  style.note(
+    ax,
+    [n for n in notes if inputs.analysis is not None]
+    or ([inputs.why_not("approach1")] if inputs.analysis is None else []),
+  )
   return fig

@@ -61,59 +61,109 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   bottom = float(ll.min())
   top = max(run_losses) + 0.25 * (max(run_losses) - bottom)
   from matplotlib.ticker import MaxNLocator
+
   levels = MaxNLocator(nbins=14).tick_values(bottom, top)
   levels = levels[(levels > bottom) & (levels <= top)]
-  filled = ax.contourf(nn, dd, np.clip(ll, bottom, levels[-1]),
-                       levels=np.concatenate([[bottom], levels]), cmap="Greys_r", alpha=0.45)
+  filled = ax.contourf(
+    nn,
+    dd,
+    np.clip(ll, bottom, levels[-1]),
+    levels=np.concatenate([[bottom], levels]),
+    cmap="Greys_r",
+    alpha=0.45,
+  )
   lines = ax.contour(nn, dd, ll, levels=levels[::2], colors="0.35", linewidths=0.7)
   ax.clabel(lines, fmt="%.2f", fontsize=8, inline=True)
   lines.set_gid("contours")
   fig.colorbar(filled, ax=ax, label="L(N, D): fitted loss (nats)", pad=0.01, format="%.2f")
 
   from matplotlib.lines import Line2D
+
   handles, labels = [], []
-  flop = analysis.get("flop_model") or {"coefficients": [6.0], "powers": [1.0],
-                                         "formula": "C = 6·N·D"}
+  flop = analysis.get("flop_model") or {
+    "coefficients": [6.0],
+    "powers": [1.0],
+    "formula": "C = 6·N·D",
+  }
   lines_at = isoflop_lines(analysis.get("budgets") or [])
   for budget, c in lines_at:
     d_line = c / flops_per_unit(flop, n_grid)
-    ax.plot(n_grid, d_line, "--", color=colors(budget), linewidth=1.1,
-            gid=style.gid("isoflop", budget))
+    ax.plot(
+      n_grid, d_line, "--", color=colors(budget), linewidth=1.1, gid=style.gid("isoflop", budget)
+    )
   if lines_at:
     handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=1.1))
-    which = ("one per budget" if len(lines_at) == len(analysis.get("budgets") or []) else
-             "at powers of ten")
+    which = (
+      "one per budget"
+      if len(lines_at) == len(analysis.get("budgets") or [])
+      else "at powers of ten"
+    )
     labels.append(f"IsoFLOP lines, {flop['formula']}\n({which})")
   by_budget: dict = {}
   for r in runs:
     if r.get("D"):
       by_budget.setdefault(r.get("budget"), []).append(r)
   for b, rs in by_budget.items():
-    ax.plot([r["N"] for r in rs], [r["D"] for r in rs], "o", color=colors(b), markersize=6,
-            markeredgecolor="black", markeredgewidth=0.5, linestyle="none",
-            gid=style.gid("runs", b), zorder=4)
-  handles.append(Line2D([], [], marker="o", color="0.6", markeredgecolor="black",
-                        markeredgewidth=0.5, linestyle="none"))
+    ax.plot(
+      [r["N"] for r in rs],
+      [r["D"] for r in rs],
+      "o",
+      color=colors(b),
+      markersize=6,
+      markeredgecolor="black",
+      markeredgewidth=0.5,
+      linestyle="none",
+      gid=style.gid("runs", b),
+      zorder=4,
+    )
+  handles.append(
+    Line2D(
+      [],
+      [],
+      marker="o",
+      color="0.6",
+      markeredgecolor="black",
+      markeredgewidth=0.5,
+      linestyle="none",
+    )
+  )
   labels.append("runs")
   if front_n is not None and front_d is not None:
     color = style.APPROACH_COLORS["approach3"]
     c_max = max((r["C"] for r in runs if r.get("C")), default=None)
-    joined = {"C": front_n["C"], "value": front_n["value"], "lo": front_d["value"],
-              "hi": front_d["value"]}
-    if front_n["C"].size == front_d["C"].size and np.array_equal(front_n["C"], front_d["C"]) \
-        and c_max:
+    joined = {
+      "C": front_n["C"],
+      "value": front_n["value"],
+      "lo": front_d["value"],
+      "hi": front_d["value"],
+    }
+    if (
+      front_n["C"].size == front_d["C"].size
+      and np.array_equal(front_n["C"], front_d["C"])
+      and c_max
+    ):
       inside, beyond = frontier.split_at(c_max, joined)  # N in "value", D in "lo"
     else:
       inside, beyond = joined, {k: v[:0] for k, v in joined.items()}
-    line, = ax.plot(inside["value"], inside["lo"], "-", color=color, linewidth=2.2,
-                    gid="frontier", zorder=5)
+    (line,) = ax.plot(
+      inside["value"], inside["lo"], "-", color=color, linewidth=2.2, gid="frontier", zorder=5
+    )
     if beyond["C"].size:
-      ax.plot(beyond["value"], beyond["lo"], "--", color=color, linewidth=2.2,
-              gid="frontier-extrapolation", zorder=5)
+      ax.plot(
+        beyond["value"],
+        beyond["lo"],
+        "--",
+        color=color,
+        linewidth=2.2,
+        gid="frontier-extrapolation",
+        zorder=5,
+      )
     handles.append(line)
     a = style.estimate((a3.get("params") or {}).get("a"), ".3f")
-    labels.append("compute-optimal frontier, dashed past the\nlargest run "
-                  f"($N_{{\\rm opt}} \\propto C^a$, a = {a})")
+    labels.append(
+      "compute-optimal frontier, dashed past the\nlargest run "
+      f"($N_{{\\rm opt}} \\propto C^a$, a = {a})"
+    )
   ax.set_xscale("log")
   ax.set_yscale("log")
   ax.set_xlim(n_grid[0], n_grid[-1])
@@ -121,9 +171,11 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   ax.set_xlabel(style.n_label(analysis))
   ax.set_ylabel(style.d_label(analysis))
   p = a3["params"]
-  ax.set_title(f"L(N, D) = {p['E']['value']:.3g} + {p['A']['value']:.4g}/N^"
-               f"{p['alpha']['value']:.3f} + {p['B']['value']:.4g}/D^{p['beta']['value']:.3f}",
-               fontsize=11)
+  ax.set_title(
+    f"L(N, D) = {p['E']['value']:.3g} + {p['A']['value']:.4g}/N^"
+    f"{p['alpha']['value']:.3f} + {p['B']['value']:.4g}/D^{p['beta']['value']:.3f}",
+    fontsize=11,
+  )
   fig.suptitle(TITLE)
   ax.legend(handles, labels, loc="lower left", fontsize=8.5, framealpha=0.9)
   return fig

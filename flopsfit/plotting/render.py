@@ -3,12 +3,24 @@
 import dataclasses
 import os
 import traceback
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
-from flopsfit.plotting import (frontier, inputs as inputs_lib, isoflop, loss_compute, parametric,
-                               report, residuals, style, training_curves)
+from flopsfit.plotting import (
+  frontier,
+  isoflop,
+  loss_compute,
+  parametric,
+  report,
+  residuals,
+  style,
+  training_curves,
+)
+from flopsfit.plotting import (
+  inputs as inputs_lib,
+)
 from flopsfit.plotting.inputs import Inputs, NothingToPlot
 
 PLOTS_DIR = "plots"
@@ -35,13 +47,17 @@ def figure_size(name: str) -> tuple[int, int]:
   return style.pixel_size({m.NAME: m.FIGSIZE for m in FIGURES}[name])
 
 
-def plot_inputs(inputs: Inputs, out_dir: str, svg: bool = False, keep_figures: bool = False,
-                training_x: str = "flops") -> PlotResult:
+def plot_inputs(
+  inputs: Inputs,
+  out_dir: str,
+  svg: bool = False,
+  keep_figures: bool = False,
+  training_x: str = "flops",
+) -> PlotResult:
   """Draws every figure it has data for into `out_dir`, then report.md."""
   os.makedirs(out_dir, exist_ok=True)
   colors = style.BudgetColors(inputs.budgets)
-  result = PlotResult(out_dir=out_dir, paths={}, report="", missing=list(inputs.missing),
-                      errors=[])
+  result = PlotResult(out_dir=out_dir, paths={}, report="", missing=list(inputs.missing), errors=[])
   for module in FIGURES:
     draw: Callable = module.draw
     kwargs = {"x": training_x} if module is training_curves else {}
@@ -55,8 +71,9 @@ def plot_inputs(inputs: Inputs, out_dir: str, svg: bool = False, keep_figures: b
       continue
     except Exception as e:  # One figure's bug must not cost the others; it is reported.
       last = traceback.extract_tb(e.__traceback__)[-1]
-      result.errors.append(f"{module.NAME}: {type(e).__name__}: {e} "
-                           f"({os.path.basename(last.filename)}:{last.lineno})")
+      result.errors.append(
+        f"{module.NAME}: {type(e).__name__}: {e} ({os.path.basename(last.filename)}:{last.lineno})"
+      )
       _remove_stale(out_dir, module.NAME)
       continue
     if keep_figures:
@@ -74,19 +91,29 @@ def _remove_stale(out_dir: str, name: str) -> None:
       os.remove(path)
 
 
-def plot_analysis(analysis: dict[str, Any], out_dir: str, svg: bool = False,
-                  keep_figures: bool = False, analysis_path: Optional[str] = None) -> PlotResult:
+def plot_analysis(
+  analysis: dict[str, Any],
+  out_dir: str,
+  svg: bool = False,
+  keep_figures: bool = False,
+  analysis_path: str | None = None,
+) -> PlotResult:
   """The figures of a scaling_laws.json dict alone (e.g. an analysis of external results)."""
-  return plot_inputs(inputs_lib.from_analysis(analysis, analysis_path), out_dir, svg,
-                     keep_figures)
+  return plot_inputs(inputs_lib.from_analysis(analysis, analysis_path), out_dir, svg, keep_figures)
 
 
-def plot_workdir(workdir: str, out_dir: Optional[str] = None, svg: bool = False,
-                 keep_figures: bool = False, training_x: str = "flops",
-                 analysis: Optional[dict[str, Any]] = None,
-                 config: Optional[dict[str, Any]] = None) -> PlotResult:
+def plot_workdir(
+  workdir: str,
+  out_dir: str | None = None,
+  svg: bool = False,
+  keep_figures: bool = False,
+  training_x: str = "flops",
+  analysis: dict[str, Any] | None = None,
+  config: dict[str, Any] | None = None,
+) -> PlotResult:
   """The figures of a workdir (default out_dir: `<workdir>/plots`), from its
   scaling_laws.json (or `analysis`), result.json files and metrics.jsonl files."""
   inputs = inputs_lib.load_workdir(workdir, analysis=analysis, config=config)
-  return plot_inputs(inputs, out_dir or os.path.join(workdir, PLOTS_DIR), svg, keep_figures,
-                     training_x)
+  return plot_inputs(
+    inputs, out_dir or os.path.join(workdir, PLOTS_DIR), svg, keep_figures, training_x
+  )

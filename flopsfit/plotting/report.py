@@ -2,39 +2,59 @@
 
 import json
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from flopsfit.plotting import style
 from flopsfit.plotting.inputs import Inputs
 
 NAME = "report.md"
 CAPTIONS = {
-    "isoflop": ("IsoFLOP curves", "Final loss against N, one colour per budget (dark: small C). "
-                "Lines: Approach 2's parabola in ln N per budget; stars: its minimum. Faded: "
-                "budgets left out of the power-law fit, with the reason in the legend."),
-    "frontier": ("Compute-optimal frontier", "N_opt and D_opt against C. Points: Approach 2's "
-                 "per-budget minima; lines: the Approach 2 and 3 laws with bootstrap bands, "
-                 "dashed beyond the largest run; diamonds: the prediction budgets."),
-    "loss_compute": ("Loss against compute", "Every run; Approach 1's lower envelope; "
-                     "Approach 3's loss along the compute-optimal frontier (band: bootstrap "
-                     "interval), tending to the irreducible loss E."),
-    "parametric": ("Parametric fit", "Contours of Approach 3's L(N, D) with the runs, each "
-                   "budget's IsoFLOP line and the efficient frontier."),
-    "training_curves": ("Training curves", "Train loss of every run against compute, coloured "
-                        "by N; dots: final eval loss."),
-    "residuals": ("Residuals", "Approach 3: ln predicted − ln observed loss, against C and N."),
+  "isoflop": (
+    "IsoFLOP curves",
+    "Final loss against N, one colour per budget (dark: small C). "
+    "Lines: Approach 2's parabola in ln N per budget; stars: its minimum. Faded: "
+    "budgets left out of the power-law fit, with the reason in the legend.",
+  ),
+  "frontier": (
+    "Compute-optimal frontier",
+    "N_opt and D_opt against C. Points: Approach 2's "
+    "per-budget minima; lines: the Approach 2 and 3 laws with bootstrap bands, "
+    "dashed beyond the largest run; diamonds: the prediction budgets.",
+  ),
+  "loss_compute": (
+    "Loss against compute",
+    "Every run; Approach 1's lower envelope; "
+    "Approach 3's loss along the compute-optimal frontier (band: bootstrap "
+    "interval), tending to the irreducible loss E.",
+  ),
+  "parametric": (
+    "Parametric fit",
+    "Contours of Approach 3's L(N, D) with the runs, each "
+    "budget's IsoFLOP line and the efficient frontier.",
+  ),
+  "training_curves": (
+    "Training curves",
+    "Train loss of every run against compute, coloured by N; dots: final eval loss.",
+  ),
+  "residuals": ("Residuals", "Approach 3: ln predicted − ln observed loss, against C and N."),
 }
 _KNOWN_CONFIG = (  # (label, dotted path) shown on the report's config line when present
-    ("model", "model.factory"), ("dataset", "dataset.factory"), ("loss", "loss.factory"),
-    ("seq_len", "seq_len"), ("batch", "train.batch_size"), ("lr", "optim.learning_rate"),
-    ("schedule", "optim.schedule"))
+  ("model", "model.factory"),
+  ("dataset", "dataset.factory"),
+  ("loss", "loss.factory"),
+  ("seq_len", "seq_len"),
+  ("batch", "train.batch_size"),
+  ("lr", "optim.learning_rate"),
+  ("schedule", "optim.schedule"),
+)
 
 
 _FLOPS_MEANING = {
-    "xla": " (FLOPs of the compiled train step from XLA's cost analysis, times the steps run)",
-    "6ND_total": " (6·N·D with N all parameters)",
-    "6ND_non_embedding": " (6·N·D with N the non-embedding parameters)",
-    "attention_inclusive": " (6·N·D plus the attention FLOPs, Chinchilla App. F style)",
+  "xla": " (FLOPs of the compiled train step from XLA's cost analysis, times the steps run)",
+  "6ND_total": " (6·N·D with N all parameters)",
+  "6ND_non_embedding": " (6·N·D with N the non-embedding parameters)",
+  "attention_inclusive": " (6·N·D plus the attention FLOPs, Chinchilla App. F style)",
 }
 
 
@@ -68,9 +88,16 @@ def render(inputs: Inputs, figures: dict[str, str], missing: Sequence[str]) -> s
   if not figures:
     lines += ["No figure could be drawn (see Missing).", ""]
   if inputs.config:
-    lines += ["<details><summary>Full config</summary>", "", "```json",
-              json.dumps(inputs.config, indent=1, sort_keys=True, default=str), "```", "",
-              "</details>", ""]
+    lines += [
+      "<details><summary>Full config</summary>",
+      "",
+      "```json",
+      json.dumps(inputs.config, indent=1, sort_keys=True, default=str),
+      "```",
+      "",
+      "</details>",
+      "",
+    ]
   return "\n".join(lines)
 
 
@@ -89,8 +116,11 @@ def _per_run_hparams(inputs: Inputs) -> dict[str, str]:
   for label, key in (("batch", "batch_size"), ("lr", "learning_rate")):
     values = sorted({r[key] for r in inputs.results.values() if r.get(key) is not None})
     if values:
-      out[label] = (f"{values[0]:.3g}" if len(values) == 1 else
-                    f"{values[0]:.3g} to {values[-1]:.3g} across runs")
+      out[label] = (
+        f"{values[0]:.3g}"
+        if len(values) == 1
+        else f"{values[0]:.3g} to {values[-1]:.3g} across runs"
+      )
   rule = _get(inputs.config, "hparams.factory")
   if out and rule and _get(inputs.config, "sweep"):
     out["per-run rule"] = rule
@@ -107,39 +137,56 @@ def _setup(inputs: Inputs) -> list[str]:
     if shown:
       out.append(f"- **Config**: {shown} (full config at the end).")
   if a is None:
-    out.append(f"- **Runs**: {len(inputs.runs)} with a final loss (from result.json); "
-               "no analysis yet.")
+    out.append(
+      f"- **Runs**: {len(inputs.runs)} with a final loss (from result.json); no analysis yet."
+    )
     return out + [""]
   src, conv = a.get("source") or {}, a.get("conventions") or {}
   budgets = [b["budget"] for b in a.get("budgets") or []]
-  span = (f"{len(budgets)} IsoFLOP budgets, {style.sci(budgets[0])} to "
-          f"{style.sci(budgets[-1])} FLOPs" if budgets else "no budgets")
-  out.append(f"- **Runs**: {src.get('runs_used', len(a.get('runs') or []))} used, "
-             f"{src.get('runs_excluded', len(a.get('excluded_runs') or []))} excluded, of "
-             f"{src.get('runs_found', '?')} found in `{src.get('path', '?')}` "
-             f"({src.get('kind', '?')}); {span} (budgets from {src.get('budgets_from', '?')}).")
-  out.append(f"- **FLOP convention**: C = `{conv.get('flops')}`"
-             f"{_FLOPS_MEANING.get(conv.get('flops'), '')}; N = `{conv.get('params')}` "
-             f"parameters; D = `{conv.get('data')}`.")
+  span = (
+    f"{len(budgets)} IsoFLOP budgets, {style.sci(budgets[0])} to {style.sci(budgets[-1])} FLOPs"
+    if budgets
+    else "no budgets"
+  )
+  out.append(
+    f"- **Runs**: {src.get('runs_used', len(a.get('runs') or []))} used, "
+    f"{src.get('runs_excluded', len(a.get('excluded_runs') or []))} excluded, of "
+    f"{src.get('runs_found', '?')} found in `{src.get('path', '?')}` "
+    f"({src.get('kind', '?')}); {span} (budgets from {src.get('budgets_from', '?')})."
+  )
+  out.append(
+    f"- **FLOP convention**: C = `{conv.get('flops')}`"
+    f"{_FLOPS_MEANING.get(conv.get('flops'), '')}; N = `{conv.get('params')}` "
+    f"parameters; D = `{conv.get('data')}`."
+  )
   fm = a.get("flop_model")
   if fm:
-    how = ("exactly 6·N·D: closed form" if fm.get("exact_6ND") else
-           f"fitted to the runs, max error {fm.get('max_rel_error') or 0:.2%}: numerical optimum")
+    how = (
+      "exactly 6·N·D: closed form"
+      if fm.get("exact_6ND")
+      else f"fitted to the runs, max error {fm.get('max_rel_error') or 0:.2%}: numerical optimum"
+    )
     out.append(f"- **FLOP model** for the frontier: {fm['formula']} ({how}).")
   boot, opts = a.get("bootstrap") or {}, a.get("options") or {}
   if boot.get("samples"):
-    out.append(f"- **Intervals**: central {boot.get('interval', 0.95):.0%} of "
-               f"{boot['samples']} bootstrap resamples "
-               f"({'within budgets' if boot.get('by_budget') else 'over all runs'}); "
-               f"Approach 3 Huber δ = {opts.get('huber_delta', '?')}.")
+    out.append(
+      f"- **Intervals**: central {boot.get('interval', 0.95):.0%} of "
+      f"{boot['samples']} bootstrap resamples "
+      f"({'within budgets' if boot.get('by_budget') else 'over all runs'}); "
+      f"Approach 3 Huber δ = {opts.get('huber_delta', '?')}."
+    )
   else:
     out.append("- **Intervals**: none (no bootstrap).")
   return out + [""]
 
 
 def _laws(a: dict[str, Any]) -> list[str]:
-  out = ["## Fitted laws", "", "| approach | N_opt ∝ C^a: a | D_opt ∝ C^b: b | N_opt coefficient "
-         "| notes |", "|---|---|---|---|---|"]
+  out = [
+    "## Fitted laws",
+    "",
+    "| approach | N_opt ∝ C^a: a | D_opt ∝ C^b: b | N_opt coefficient | notes |",
+    "|---|---|---|---|---|",
+  ]
   for name in ("approach1", "approach2", "approach3"):
     sec = a.get(name) or {}
     label = style.APPROACH_LABELS[name]
@@ -154,22 +201,27 @@ def _laws(a: dict[str, Any]) -> list[str]:
       note = f"{sum(bool(b.get('included')) for b in budgets)} of {len(budgets)} budgets used"
     else:
       note = f"frontier: {sec.get('frontier_method', '?')}"
-    out.append(f"| {label} | {style.estimate(sec['N_opt']['exponent'])} | "
-               f"{style.estimate(sec['D_opt']['exponent'])} | "
-               f"{style.sci_estimate(sec['N_opt']['coefficient'])} | {note} |")
+    out.append(
+      f"| {label} | {style.estimate(sec['N_opt']['exponent'])} | "
+      f"{style.estimate(sec['D_opt']['exponent'])} | "
+      f"{style.sci_estimate(sec['N_opt']['coefficient'])} | {note} |"
+    )
   sec = a.get("approach3") or {}
   if sec.get("status") == "ok":
     p = sec["params"]
-    out += ["", "Approach 3: **L(N, D) = E + A/N^α + B/D^β** with "
-            f"E = {style.estimate(p['E'], '.4g')}, A = {style.estimate(p['A'], '.4g')}, "
-            f"B = {style.estimate(p['B'], '.4g')}, α = {style.estimate(p['alpha'], '.4f')}, "
-            f"β = {style.estimate(p['beta'], '.4f')} (objective {sec.get('objective', 0):.4g}, "
-            f"{sec.get('starts_reaching_optimum', '?')} of "
-            f"{(sec.get('grid') or {}).get('starts', '?')} starts reach it)."]
+    out += [
+      "",
+      "Approach 3: **L(N, D) = E + A/N^α + B/D^β** with "
+      f"E = {style.estimate(p['E'], '.4g')}, A = {style.estimate(p['A'], '.4g')}, "
+      f"B = {style.estimate(p['B'], '.4g')}, α = {style.estimate(p['alpha'], '.4f')}, "
+      f"β = {style.estimate(p['beta'], '.4f')} (objective {sec.get('objective', 0):.4g}, "
+      f"{sec.get('starts_reaching_optimum', '?')} of "
+      f"{(sec.get('grid') or {}).get('starts', '?')} starts reach it).",
+    ]
   return out + [""]
 
 
-def _pct(x: Optional[float]) -> str:
+def _pct(x: float | None) -> str:
   return "-" if x is None else f"{x:+.1%}"
 
 
@@ -178,23 +230,32 @@ def _holdout(a: dict[str, Any]) -> list[str]:
   out = ["## Held-out check", ""]
   if h.get("status") != "ok":
     return out + [f"Not run: {h.get('message', 'missing')}.", ""]
-  text = (f"Refitted without the largest budget ({style.sci(h.get('budget'))} FLOPs, "
-          f"{h.get('num_runs')} runs) on {h.get('fitted_on_runs')} runs.")
+  text = (
+    f"Refitted without the largest budget ({style.sci(h.get('budget'))} FLOPs, "
+    f"{h.get('num_runs')} runs) on {h.get('fitted_on_runs')} runs."
+  )
   a3 = h.get("approach3") or {}
   if a3.get("mean_abs_rel_error") is not None:
-    text += (f" Approach 3 predicts the held-out losses with mean |error| "
-             f"{a3['mean_abs_rel_error']:.2%} (max {a3['max_abs_rel_error']:.2%}); best loss "
-             f"predicted {a3.get('best_loss_predicted') or float('nan'):.4f}, observed "
-             f"{a3.get('best_loss_observed') or float('nan'):.4f}.")
+    text += (
+      f" Approach 3 predicts the held-out losses with mean |error| "
+      f"{a3['mean_abs_rel_error']:.2%} (max {a3['max_abs_rel_error']:.2%}); best loss "
+      f"predicted {a3.get('best_loss_predicted') or float('nan'):.4f}, observed "
+      f"{a3.get('best_loss_observed') or float('nan'):.4f}."
+    )
   elif a3.get("error"):
     text += f" Approach 3: {a3['error']}."
-  errors = [f"{style.APPROACH_LABELS[n]} {_pct((h.get(n) or {}).get('N_opt_rel_error'))} / "
-            f"{_pct((h.get(n) or {}).get('D_opt_rel_error'))}"
-            for n in ("approach1", "approach2", "approach3")
-            if (h.get(n) or {}).get("N_opt_rel_error") is not None]
+  errors = [
+    f"{style.APPROACH_LABELS[n]} {_pct((h.get(n) or {}).get('N_opt_rel_error'))} / "
+    f"{_pct((h.get(n) or {}).get('D_opt_rel_error'))}"
+    for n in ("approach1", "approach2", "approach3")
+    if (h.get(n) or {}).get("N_opt_rel_error") is not None
+  ]
   if errors:
-    text += (" Predicted vs observed N_opt / D_opt of that budget (its parabola minimum): "
-             + "; ".join(errors) + ".")
+    text += (
+      " Predicted vs observed N_opt / D_opt of that budget (its parabola minimum): "
+      + "; ".join(errors)
+      + "."
+    )
   return out + [text, ""]
 
 
@@ -208,16 +269,26 @@ def _predictions(a: dict[str, Any]) -> list[str]:
   second = "approach2" if primary == "approach3" and "approach2" in names else None
   label = style.APPROACH_LABELS[primary]
   head = "| C (FLOPs) | N_opt | D_opt | D/N | loss |" + (" N_opt, Approach 2 |" if second else "")
-  out = ["## Predictions", "", f"Compute-optimal N, D and loss from {label} (95% interval in "
-         "brackets); \\* = extrapolation beyond the runs. Approach 1's and the rest of "
-         "Approach 2's are in scaling_laws.json.", "", head,
-         "|---" * (6 if second else 5) + "|"]
+  out = [
+    "## Predictions",
+    "",
+    f"Compute-optimal N, D and loss from {label} (95% interval in "
+    "brackets); \\* = extrapolation beyond the runs. Approach 1's and the rest of "
+    "Approach 2's are in scaling_laws.json.",
+    "",
+    head,
+    "|---" * (6 if second else 5) + "|",
+  ]
   for row in rows:
     mark = "\\*" if row.get("extrapolation") else ""
     r = row.get(primary) or {}
-    cells = [f"{style.sci(row['C'])}{mark}", style.sci_estimate(r.get("N_opt")),
-             style.sci_estimate(r.get("D_opt")), style.estimate(r.get("D_per_N"), ".3g"),
-             style.estimate(r.get("loss"), ".4f") if r.get("loss") else "-"]
+    cells = [
+      f"{style.sci(row['C'])}{mark}",
+      style.sci_estimate(r.get("N_opt")),
+      style.sci_estimate(r.get("D_opt")),
+      style.estimate(r.get("D_per_N"), ".3g"),
+      style.estimate(r.get("loss"), ".4f") if r.get("loss") else "-",
+    ]
     if second:
       cells.append(style.sci_estimate((row.get(second) or {}).get("N_opt")))
     out.append("| " + " | ".join(cells) + " |")

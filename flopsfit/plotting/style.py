@@ -2,18 +2,23 @@
 
 import math
 import os
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import matplotlib
+import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib import figure as mfigure
-import numpy as np
 
 DPI = 110
 SINGLE = (8.5, 5.6)  # inches: one panel and an outside legend
 DOUBLE = (13.0, 5.6)  # two panels side by side
-FONT = {"font.size": 10.5, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
-        "figure.titlesize": 13}
+FONT = {
+  "font.size": 10.5,
+  "axes.titlesize": 12,
+  "axes.labelsize": 11,
+  "legend.fontsize": 9,
+  "figure.titlesize": 13,
+}
 
 # Budgets: a sequential map from dark (small C) to light (large C), cut before viridis's pale
 # yellow end so that the largest budget stays visible on white.
@@ -61,7 +66,8 @@ class BudgetColors:
     self.budgets = sorted({float(b) for b in budgets if b is not None and b > 0})
     lo, hi = _BUDGET_RANGE
     self.cmap = mcolors.LinearSegmentedColormap.from_list(
-        "budgets", matplotlib.colormaps[BUDGET_CMAP](np.linspace(lo, hi, 256)))
+      "budgets", matplotlib.colormaps[BUDGET_CMAP](np.linspace(lo, hi, 256))
+    )
     if self.budgets:
       vmin, vmax = self.budgets[0], self.budgets[-1]
       if vmin == vmax:
@@ -70,7 +76,7 @@ class BudgetColors:
       vmin, vmax = 1.0, 10.0
     self.norm = mcolors.LogNorm(vmin=vmin, vmax=vmax)
 
-  def __call__(self, budget: Optional[float]):
+  def __call__(self, budget: float | None):
     if budget is None or not budget > 0:
       return "0.5"
     return self.cmap(float(self.norm(budget)))
@@ -78,25 +84,28 @@ class BudgetColors:
   def mappable(self):
     """A ScalarMappable for a colorbar of the budgets."""
     from matplotlib import cm
+
     return cm.ScalarMappable(norm=self.norm, cmap=self.cmap)
 
 
 def size_colors(values: Iterable[float]):
   """(colour function, ScalarMappable) over N on a log scale, for the training curves."""
   from matplotlib import cm
+
   values = [v for v in values if v is not None and v > 0]
   vmin, vmax = (min(values), max(values)) if values else (1.0, 10.0)
   if vmin == vmax:
     vmin, vmax = vmin / 2, vmax * 2
   lo, hi = _SIZE_RANGE
   cmap = mcolors.LinearSegmentedColormap.from_list(
-      "sizes", matplotlib.colormaps[SIZE_CMAP](np.linspace(lo, hi, 256)))
+    "sizes", matplotlib.colormaps[SIZE_CMAP](np.linspace(lo, hi, 256))
+  )
   norm = mcolors.LogNorm(vmin=vmin, vmax=vmax)
   mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
   return (lambda v: cmap(float(norm(v))) if v is not None and v > 0 else "0.5"), mappable
 
 
-def sci(x: Optional[float], digits: int = 3) -> str:
+def sci(x: float | None, digits: int = 3) -> str:
   """1.5e+18 -> '1.5e18'; None -> '-'."""
   if x is None or not math.isfinite(x):
     return "-"
@@ -107,7 +116,7 @@ def sci(x: Optional[float], digits: int = 3) -> str:
   return text
 
 
-def estimate(e: Optional[dict], fmt: str = ".3f") -> str:
+def estimate(e: dict | None, fmt: str = ".3f") -> str:
   """'0.568 [0.541, 0.592]' of an estimate dict; the value alone without an interval."""
   if not e or e.get("value") is None:
     return "-"
@@ -116,7 +125,7 @@ def estimate(e: Optional[dict], fmt: str = ".3f") -> str:
   return f"{format(e['value'], fmt)} [{format(e['lo'], fmt)}, {format(e['hi'], fmt)}]"
 
 
-def sci_estimate(e: Optional[dict], digits: int = 3) -> str:
+def sci_estimate(e: dict | None, digits: int = 3) -> str:
   """'6.1e7 [5.7e7, 6.8e7]' of an estimate dict."""
   if not e or e.get("value") is None:
     return "-"
@@ -129,10 +138,20 @@ def note(ax, lines: Sequence[str]) -> None:
   """Grey text in the axes' lower left: what this panel could not show, and why."""
   if lines:
     import textwrap
+
     text = "\n".join(textwrap.fill(line, 70) for line in lines)
-    ax.text(0.01, 0.01, text, transform=ax.transAxes, fontsize=8.5, color="0.3",
-            va="bottom", ha="left", gid="note",
-            bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8", alpha=0.9))
+    ax.text(
+      0.01,
+      0.01,
+      text,
+      transform=ax.transAxes,
+      fontsize=8.5,
+      color="0.3",
+      va="bottom",
+      ha="left",
+      gid="note",
+      bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8", alpha=0.9),
+    )
 
 
 def log_if_decades(ax, axis: str, values: Sequence[float], decades: float = 1.0) -> None:
@@ -143,29 +162,29 @@ def log_if_decades(ax, axis: str, values: Sequence[float], decades: float = 1.0)
 
 
 _FLOPS_LABELS = {
-    "xla": "XLA-measured",
-    "6ND_total": "6·N·D, N total",
-    "6ND_non_embedding": "6·N·D, N non-embedding",
-    "attention_inclusive": "attention-inclusive",
+  "xla": "XLA-measured",
+  "6ND_total": "6·N·D, N total",
+  "6ND_non_embedding": "6·N·D, N non-embedding",
+  "attention_inclusive": "attention-inclusive",
 }
 _PARAMS_LABELS = {"non_embedding": "non-embedding", "total": "total"}
 
 
-def _conventions(analysis: Optional[dict]) -> dict:
+def _conventions(analysis: dict | None) -> dict:
   return (analysis or {}).get("conventions") or {}
 
 
-def c_label(analysis: Optional[dict]) -> str:
+def c_label(analysis: dict | None) -> str:
   conv = _conventions(analysis).get("flops", "xla")
   return f"C: compute (FLOPs, {_FLOPS_LABELS.get(conv, conv)})"
 
 
-def n_label(analysis: Optional[dict]) -> str:
+def n_label(analysis: dict | None) -> str:
   conv = _conventions(analysis).get("params", "non_embedding")
   return f"N: parameters ({_PARAMS_LABELS.get(conv, conv)})"
 
 
-def d_label(analysis: Optional[dict]) -> str:
+def d_label(analysis: dict | None) -> str:
   conv = _conventions(analysis).get("data", "tokens")
   return f"D: data ({conv})" if conv != "tokens" else "D: tokens"
 
@@ -177,7 +196,7 @@ def budget_label(budget: float) -> str:
   return f"C = {sci(budget, 3)} FLOPs"
 
 
-def gid(kind: str, budget: Optional[float] = None) -> str:
+def gid(kind: str, budget: float | None = None) -> str:
   """The artist id tests look data up by: 'points' or 'points:1e+17'."""
   return kind if budget is None else f"{kind}:{float(budget)!r}"
 
@@ -186,6 +205,7 @@ def plain_log_ticks(ax, axis: str = "y") -> None:
   """On a log axis spanning under two decades, ticks at 1, 2, 3, 5 × 10^k labelled as plain
   numbers (3, 4, 5) instead of 3×10^0."""
   from matplotlib import ticker
+
   target = ax.yaxis if axis == "y" else ax.xaxis
   if getattr(ax, f"get_{axis}scale")() != "log":
     return

@@ -17,8 +17,9 @@ def curve(rows: list[dict], x: str) -> tuple[list[float], list[float]]:
   xs, ys = [], []
   for r in rows:
     xv, yv = r.get(x), r.get("loss")
-    if isinstance(xv, (int, float)) and isinstance(yv, (int, float)) and xv > 0 and \
-        math.isfinite(yv):
+    if (
+      isinstance(xv, (int, float)) and isinstance(yv, (int, float)) and xv > 0 and math.isfinite(yv)
+    ):
       xs.append(float(xv))
       ys.append(float(yv))
   return xs, ys
@@ -36,8 +37,11 @@ def draw(inputs: Inputs, colors: style.BudgetColors, x: str = "flops"):
   curves = {run_id: curve(rows, x) for run_id, rows in sorted(inputs.curves.items())}
   curves = {k: v for k, v in curves.items() if v[0]}
   if not curves:
-    raise NothingToPlot("no metrics.jsonl with logged steps" if inputs.workdir else
-                        "no workdir (an analysis of results alone has no metrics.jsonl)")
+    raise NothingToPlot(
+      "no metrics.jsonl with logged steps"
+      if inputs.workdir
+      else "no workdir (an analysis of results alone has no metrics.jsonl)"
+    )
   sizes = {run_id: run_size(inputs, run_id) for run_id in curves}
   color_of, mappable = style.size_colors(sizes.values())
   fig, (ax,) = style.new_figure(FIGSIZE)
@@ -46,27 +50,40 @@ def draw(inputs: Inputs, colors: style.BudgetColors, x: str = "flops"):
   for run_id, (xs, ys) in sorted(curves.items(), key=lambda kv: -(sizes[kv[0]] or 0)):
     n = sizes[run_id]
     unknown += n is None
-    ax.plot(xs, ys, "-", color=color_of(n), linewidth=1.1, alpha=0.85,
-            gid=f"curve:{run_id}")
+    ax.plot(xs, ys, "-", color=color_of(n), linewidth=1.1, alpha=0.85, gid=f"curve:{run_id}")
     all_y += ys
     result = inputs.results.get(run_id) or {}
     end_x = result.get("tokens") if x == "tokens" else (result.get("flops") or {}).get("xla")
     final = result.get("final_eval_loss")
-    if isinstance(end_x, (int, float)) and isinstance(final, (int, float)) and \
-        math.isfinite(final) and end_x > 0:
+    if (
+      isinstance(end_x, (int, float))
+      and isinstance(final, (int, float))
+      and math.isfinite(final)
+      and end_x > 0
+    ):
       final_x.append(end_x)
       final_y.append(final)
   if final_x:
-    ax.plot(final_x, final_y, "o", color="black", markersize=3.5, linestyle="none",
-            gid="final-eval", zorder=4, label="final eval loss")
+    ax.plot(
+      final_x,
+      final_y,
+      "o",
+      color="black",
+      markersize=3.5,
+      linestyle="none",
+      gid="final-eval",
+      zorder=4,
+      label="final eval loss",
+    )
     all_y += final_y
   ax.set_xscale("log")
   style.log_if_decades(ax, "y", all_y, decades=0.5)
   style.plain_log_ticks(ax, "y")
   ax.set_xlabel(_X_LABELS[x])
   ax.set_ylabel("train loss, mean over the logging window (nats)")
-  fig.suptitle(f"Training curves: {len(curves)} runs, loss against "
-               f"{'compute' if x == 'flops' else 'tokens'}")
+  fig.suptitle(
+    f"Training curves: {len(curves)} runs, loss against {'compute' if x == 'flops' else 'tokens'}"
+  )
   ax.grid(True, which="major", alpha=0.3)
   ax.grid(True, which="minor", alpha=0.08)
   fig.colorbar(mappable, ax=ax, label=style.n_label(inputs.analysis), pad=0.01)

@@ -38,8 +38,9 @@ UNEQUAL = Law(E=1.8, A=250.0, B=2000.0, alpha=0.30, beta=0.40)  # α ≠ β: a =
 BUDGETS = (1e17, 3e17, 1e18, 3e18, 1e19)
 
 
-def isoflop_runs(law: Law, budgets=BUDGETS, sizes: int = 9, span: float = 6.0,
-                 noise: float = 0.004, seed: int = 0) -> dict[str, np.ndarray]:
+def isoflop_runs(
+  law: Law, budgets=BUDGETS, sizes: int = 9, span: float = 6.0, noise: float = 0.004, seed: int = 0
+) -> dict[str, np.ndarray]:
   """Per budget, `sizes` models log-spaced over [N*/span, N*·span] around a planner's guess N*
   (the true optimum off by a factor up to 1.3), trained on D = C/(6N); loss with log-normal
   noise."""
@@ -61,11 +62,17 @@ def table(runs: dict[str, np.ndarray], options=None) -> results.RunTable:
   """The runs as a RunTable grouped by their budgets."""
   budgets, group = np.unique(runs["budget"], return_inverse=True)
   return results.RunTable(
-      run_id=np.array([f"r{i}" for i in range(runs["N"].size)], dtype=object),
-      N=runs["N"], D=runs["D"], C=runs["C"], loss=runs["loss"], group=group.reshape(-1),
-      budgets=budgets, excluded=[],
-      conventions={"flops": "6ND_total", "params": "total", "data": "tokens"},
-      source={"kind": "test", "budgets_given": True, "budgets_from": "test"})
+    run_id=np.array([f"r{i}" for i in range(runs["N"].size)], dtype=object),
+    N=runs["N"],
+    D=runs["D"],
+    C=runs["C"],
+    loss=runs["loss"],
+    group=group.reshape(-1),
+    budgets=budgets,
+    excluded=[],
+    conventions={"flops": "6ND_total", "params": "total", "data": "tokens"},
+    source={"kind": "test", "budgets_given": True, "budgets_from": "test"},
+  )
 
 
 def write_workdir(workdir: str, runs: dict[str, np.ndarray], embedding: int = 1000) -> list[str]:
@@ -76,15 +83,24 @@ def write_workdir(workdir: str, runs: dict[str, np.ndarray], embedding: int = 10
     run_id = f"c{c:.3g}-n{i}-s0"
     total = n + embedding
     result = {
-        "run_id": run_id, "status": "completed", "error": None, "budget_flops": c,
-        "steps": 100, "tokens": d, "seed": 0,
-        "params": {"total": total, "non_embedding": n, "embedding": embedding,
-                   "matmul_active": n},
-        "flops": {"xla": 6.3 * n * d, "6ND_total": 6 * total * d, "6ND_non_embedding": 6 * n * d,
-                  "attention_inclusive": 6.1 * n * d},
-        "final_eval_loss": float(runs["loss"][i]),
+      "run_id": run_id,
+      "status": "completed",
+      "error": None,
+      "budget_flops": c,
+      "steps": 100,
+      "tokens": d,
+      "seed": 0,
+      "params": {"total": total, "non_embedding": n, "embedding": embedding, "matmul_active": n},
+      "flops": {
+        "xla": 6.3 * n * d,
+        "6ND_total": 6 * total * d,
+        "6ND_non_embedding": 6 * n * d,
+        "attention_inclusive": 6.1 * n * d,
+      },
+      "final_eval_loss": float(runs["loss"][i]),
     }
     workdir_lib.write_json_atomic(
-        os.path.join(workdir_lib.run_dir(workdir, run_id), "result.json"), result)
+      os.path.join(workdir_lib.run_dir(workdir, run_id), "result.json"), result
+    )
     ids.append(run_id)
   return ids

@@ -13,8 +13,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _analyze(*args, cwd=REPO):
-  return subprocess.run([sys.executable, "-m", "flopsfit.analyze", *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+    [sys.executable, "-m", "flopsfit.analyze", *args],
+    cwd=cwd,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
 
 
 def _csv(tmp_path):
@@ -29,9 +34,15 @@ def _csv(tmp_path):
 
 def test_csv_end_to_end_writes_scaling_laws_json(tmp_path):
   out = tmp_path / "out" / "laws.json"
-  proc = _analyze(f"--results={_csv(tmp_path)}", "--n_column=params", "--d_column=tokens",
-                  "--loss_column=final loss", f"--out={out}", "--bootstrap_samples=30",
-                  "--predict=1e20,1e21")
+  proc = _analyze(
+    f"--results={_csv(tmp_path)}",
+    "--n_column=params",
+    "--d_column=tokens",
+    "--loss_column=final loss",
+    f"--out={out}",
+    "--bootstrap_samples=30",
+    "--predict=1e20,1e21",
+  )
   assert proc.returncode == 0, proc.stderr
   result = json.loads(out.read_text())
   assert result["version"] == 1
@@ -42,8 +53,12 @@ def test_csv_end_to_end_writes_scaling_laws_json(tmp_path):
 
 
 def test_bad_column_is_a_one_line_error(tmp_path):
-  proc = _analyze(f"--results={_csv(tmp_path)}", "--n_column=N", "--d_column=tokens",
-                  f"--out={tmp_path / 'x.json'}")
+  proc = _analyze(
+    f"--results={_csv(tmp_path)}",
+    "--n_column=N",
+    "--d_column=tokens",
+    f"--out={tmp_path / 'x.json'}",
+  )
   assert proc.returncode != 0
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1, proc.stderr
@@ -52,11 +67,17 @@ def test_bad_column_is_a_one_line_error(tmp_path):
 
 
 def test_bad_predict_flag_is_a_one_line_error(tmp_path):
-  proc = _analyze(f"--results={_csv(tmp_path)}", "--n_column=params", "--d_column=tokens",
-                  "--loss_column=final loss", "--predict=1e20,lots")
+  proc = _analyze(
+    f"--results={_csv(tmp_path)}",
+    "--n_column=params",
+    "--d_column=tokens",
+    "--loss_column=final loss",
+    "--predict=1e20,lots",
+  )
   assert proc.returncode != 0
   assert proc.stderr.strip().splitlines() == [
-      "analyze: error: --predict: expected numbers like 1e20,1e21, found '1e20,lots'"]
+    "analyze: error: --predict: expected numbers like 1e20,1e21, found '1e20,lots'"
+  ]
 
 
 def test_config_workdir_and_analysis_section(tmp_path):
@@ -64,13 +85,14 @@ def test_config_workdir_and_analysis_section(tmp_path):
   synthetic.write_workdir(str(workdir), synthetic.isoflop_runs(synthetic.EQUAL))
   config = tmp_path / "config.py"
   config.write_text(
-      "import ml_collections\n\n\n"
-      "def get_config():\n"
-      "  config = ml_collections.ConfigDict()\n"
-      f"  config.workdir = {str(workdir)!r}\n"
-      "  config.analysis = ml_collections.ConfigDict(dict(\n"
-      "      flops_convention='6ND_non_embedding', bootstrap_samples=20, seed=3))\n"
-      "  return config\n")
+    "import ml_collections\n\n\n"
+    "def get_config():\n"
+    "  config = ml_collections.ConfigDict()\n"
+    f"  config.workdir = {str(workdir)!r}\n"
+    "  config.analysis = ml_collections.ConfigDict(dict(\n"
+    "      flops_convention='6ND_non_embedding', bootstrap_samples=20, seed=3))\n"
+    "  return config\n"
+  )
   proc = _analyze(f"--config={config}")
   assert proc.returncode == 0, proc.stderr
   result = json.loads((workdir / "scaling_laws.json").read_text())

@@ -18,7 +18,8 @@ def test_approach2_recovers_exponents(law):
     assert abs(fit["D_opt"]["exponent"] - law.b) < 0.015, (seed, fit["D_opt"])
     # N_opt·D_opt = C/6 on the 6ND grid, so the coefficients pair up.
     assert fit["N_opt"]["coefficient"] * fit["D_opt"]["coefficient"] == pytest.approx(
-        1 / 6, rel=0.05)
+      1 / 6, rel=0.05
+    )
 
 
 @pytest.mark.parametrize("law", [synthetic.EQUAL, synthetic.UNEQUAL], ids=["equal", "unequal"])
@@ -39,7 +40,8 @@ def test_envelope_keeps_only_budgets_that_lower_the_loss():
   worse = table.loss.copy()
   worse[table.group == 2] += 1.0  # A whole budget worse than the one below it.
   envelope = approach1.envelope_batched(
-      synthetic.dataclasses.replace(table, loss=worse), np.ones((1, table.size)))[0]
+    synthetic.dataclasses.replace(table, loss=worse), np.ones((1, table.size))
+  )[0]
   assert envelope[2] == -1 and np.all(envelope[[0, 1, 3, 4]] >= 0)
 
 

@@ -32,7 +32,8 @@ def test_objective_is_the_sum_of_huber_terms():
   delta = 1e-3
   a, b, e, alpha, beta = fit.theta
   log_model = np.logaddexp.reduce(
-      [a - alpha * data.log_N, b - beta * data.log_D, np.full_like(data.log_N, e)], axis=0)
+    [a - alpha * data.log_N, b - beta * data.log_D, np.full_like(data.log_N, e)], axis=0
+  )
   r = log_model - data.log_loss
   huber = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
   assert fit.objective == pytest.approx(huber.sum(), rel=1e-9)
@@ -50,8 +51,13 @@ def test_averaging_would_stop_early_and_the_fitter_does_not():
     f, g = approach3.objective(x[None], data, 1e-3)
     return f[0] / n, g[0] / n
 
-  averaged = min((optimize.minimize(mean_objective, s, jac=True, method="L-BFGS-B")
-                  for s in approach3.grid()[::9]), key=lambda o: o.fun)
+  averaged = min(
+    (
+      optimize.minimize(mean_objective, s, jac=True, method="L-BFGS-B")
+      for s in approach3.grid()[::9]
+    ),
+    key=lambda o: o.fun,
+  )
   averaged_sum = averaged.fun * n
   assert averaged_sum > 1.5 * fit.objective  # Averaging really does stop early here ...
   assert abs(approach3.named(averaged.x)["a"] - synthetic.UNEQUAL.a) > 0.05
@@ -84,8 +90,9 @@ def test_a_flat_valley_is_not_reported_as_reached_only_from_the_boundary(seed):
   the loose grid phase stops short of the optimum; the interior starts that polishing takes
   there count as reaching it, so no spurious boundary warning is raised."""
   law = synthetic.Law(E=1.9, A=12.7, B=8.5e4, alpha=0.34, beta=0.91)
-  runs = synthetic.isoflop_runs(law, budgets=(1e11, 3e11, 1e12), sizes=6, span=5.0, noise=0.01,
-                                seed=seed)
+  runs = synthetic.isoflop_runs(
+    law, budgets=(1e11, 3e11, 1e12), sizes=6, span=5.0, noise=0.01, seed=seed
+  )
   fit = approach3.fit_grid(approach3.Data.from_arrays(runs["N"], runs["D"], runs["loss"]), 1e-3)
   assert fit.starts_reaching_optimum >= approach3.POLISH_STARTS // 2
   assert not fit.winning_start_on_boundary, fit.winning_start
@@ -103,8 +110,9 @@ def test_weighted_fits_match_refits_of_the_resampled_runs():
   runs = synthetic.isoflop_runs(synthetic.UNEQUAL, seed=1)
   data = approach3.Data.from_arrays(runs["N"], runs["D"], runs["loss"])
   fit = approach3.fit_grid(data, 1e-3)
-  counts = np.random.default_rng(0).multinomial(data.log_N.size, np.full(data.log_N.size,
-                                                                          1 / data.log_N.size))
+  counts = np.random.default_rng(0).multinomial(
+    data.log_N.size, np.full(data.log_N.size, 1 / data.log_N.size)
+  )
   theta, objective = approach3.fit_weighted(data, 1e-3, counts[None], fit.basin_starts)
   picked = np.repeat(np.arange(counts.size), counts)
   resampled = approach3.Data(data.log_N[picked], data.log_D[picked], data.log_loss[picked])

@@ -38,10 +38,15 @@ def test_matches_scipy_on_a_shifted_quartic():
 
   def fun(x, idx):
     d = x - target
-    return (d ** 4).sum(1) + (d ** 2).sum(1), 4 * d ** 3 + 2 * d
+    return (d**4).sum(1) + (d**2).sum(1), 4 * d**3 + 2 * d
 
   ours = batched_lbfgs.minimize(fun, np.zeros((1, 3)), gtol=1e-12, ftol=0.0)
-  ref = optimize.minimize(lambda x: tuple(v[0] for v in fun(x[None], None)), np.zeros(3),
-                          jac=True, method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 0})
+  ref = optimize.minimize(
+    lambda x: tuple(v[0] for v in fun(x[None], None)),
+    np.zeros(3),
+    jac=True,
+    method="L-BFGS-B",
+    options={"gtol": 1e-12, "ftol": 0},
+  )
   np.testing.assert_allclose(ours.x[0], ref.x, atol=1e-7)
   np.testing.assert_allclose(ours.x[0], target, atol=1e-7)

@@ -6,21 +6,33 @@ repository: no licence) and is skipped otherwise.
 
 import os
 
-import pytest
-
 import numpy as np
+import pytest
 
 from flopsfit.analysis import AnalysisOptions, approach3, load_csv
 
-PATH = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
-                    "chinchilla-epoch", "svg_extracted_data.csv")
+PATH = os.path.join(
+  os.path.dirname(__file__),
+  "..",
+  "..",
+  "..",
+  "shared",
+  "data",
+  "chinchilla-epoch",
+  "svg_extracted_data.csv",
+)
 
 
 @pytest.mark.skipif(not os.path.exists(PATH), reason="Chinchilla reference data not present")
 def test_reproduces_the_published_refit():
   """README numbers: objective 0.0010183 at E 1.8172, α 0.3473, β 0.3672 (240 runs)."""
-  table = load_csv(PATH, AnalysisOptions(max_loss=3.40593), n_column="Model Size",
-                   c_column="Training FLOP", loss_column="loss")
+  table = load_csv(
+    PATH,
+    AnalysisOptions(max_loss=3.40593),
+    n_column="Model Size",
+    c_column="Training FLOP",
+    loss_column="loss",
+  )
   assert table.size == 240 and len(table.excluded) == 5
   np.testing.assert_allclose(table.D, table.C / (6 * table.N))
   fit = approach3.fit_grid(approach3.Data.from_arrays(table.N, table.D, table.loss), 1e-3)

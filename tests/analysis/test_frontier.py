@@ -45,7 +45,7 @@ def test_other_conventions_fit_a_flop_model():
   frontier honours it."""
   law = synthetic.EQUAL
   table = synthetic.table(synthetic.isoflop_runs(law))
-  table = dataclasses.replace(table, C=8 * table.N ** 1.02 * table.D)
+  table = dataclasses.replace(table, C=8 * table.N**1.02 * table.D)
   model = frontier.FlopModel.fit(table)
   assert not model.exact and len(model.coefficients) == 1
   assert model.coefficients[0] == pytest.approx(8, rel=1e-6)
@@ -53,7 +53,7 @@ def test_other_conventions_fit_a_flop_model():
   C = np.array([1e19])
   opt = frontier.optimum(_theta(law), C, model)
   n, d = opt["N_opt"][0, 0], opt["D_opt"][0, 0]
-  assert 8 * n ** 1.02 * d == pytest.approx(1e19, rel=1e-9)
+  assert 8 * n**1.02 * d == pytest.approx(1e19, rel=1e-9)
   for f in (0.99, 1.01):
     assert law.loss(n * f, 1e19 / (8 * (n * f) ** 1.02)) > law.loss(n, d)
 

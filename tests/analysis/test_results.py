@@ -17,13 +17,17 @@ def _workdir_with_bad_runs(tmp_path):
   synthetic.write_workdir(workdir, runs)
   base = workdir_lib.read_json(os.path.join(workdir, "runs", "c1e+17-n0-s0", "result.json"))
   for run_id, change in {
-      "bad-diverged": {"status": "diverged", "error": "non-finite training loss by step 7",
-                       "final_eval_loss": None},
-      "bad-failed": {"status": "failed", "error": "OOM"},
-      "bad-nullloss": {"final_eval_loss": None},
+    "bad-diverged": {
+      "status": "diverged",
+      "error": "non-finite training loss by step 7",
+      "final_eval_loss": None,
+    },
+    "bad-failed": {"status": "failed", "error": "OOM"},
+    "bad-nullloss": {"final_eval_loss": None},
   }.items():
-    workdir_lib.write_json_atomic(os.path.join(workdir, "runs", run_id, "result.json"),
-                                  {**base, **change, "run_id": run_id})
+    workdir_lib.write_json_atomic(
+      os.path.join(workdir, "runs", run_id, "result.json"), {**base, **change, "run_id": run_id}
+    )
   os.makedirs(os.path.join(workdir, "runs", "bad-incomplete"))
   return workdir, runs
 
@@ -49,8 +53,9 @@ def test_conventions_choose_the_result_fields(tmp_path):
   np.testing.assert_allclose(np.sort(default.N), np.sort(runs["N"]))
   np.testing.assert_allclose(default.C, 6.3 * default.N * default.D)
   assert not default.is_six_nd()
-  total = load_workdir(workdir, AnalysisOptions(flops_convention="6ND_total",
-                                                params_convention="total"))
+  total = load_workdir(
+    workdir, AnalysisOptions(flops_convention="6ND_total", params_convention="total")
+  )
   np.testing.assert_allclose(np.sort(total.N), np.sort(runs["N"] + 1000))
   assert total.is_six_nd()
   mixed = load_workdir(workdir, AnalysisOptions(flops_convention="6ND_total"))
@@ -76,8 +81,11 @@ def _write_csv(path, header, rows):
 
 def test_csv_derives_d_from_c_and_clusters_budgets(tmp_path):
   path = str(tmp_path / "runs.csv")
-  _write_csv(path, ["N", "C", "loss"], [(1e6, 1e17, 3.0), (2e6, 1.02e17, 2.9),
-                                        (4e6, 0.99e17, 2.95), (1e7, 1e18, 2.5)])
+  _write_csv(
+    path,
+    ["N", "C", "loss"],
+    [(1e6, 1e17, 3.0), (2e6, 1.02e17, 2.9), (4e6, 0.99e17, 2.95), (1e7, 1e18, 2.5)],
+  )
   table = load_csv(path, AnalysisOptions())
   np.testing.assert_allclose(table.D, table.C / (6 * table.N))
   assert table.num_groups == 2
@@ -87,10 +95,14 @@ def test_csv_derives_d_from_c_and_clusters_budgets(tmp_path):
 
 def test_csv_budget_column_groups_runs(tmp_path):
   path = str(tmp_path / "runs.csv")
-  _write_csv(path, ["n", "d", "L", "budget"], [(1e6, 1e10, 3.0, 6e16), (2e6, 5e9, 2.9, 6e16),
-                                               (1e7, 1e10, 2.5, 6e17)])
-  table = load_csv(path, AnalysisOptions(), n_column="n", d_column="d", loss_column="L",
-                   budget_column="budget")
+  _write_csv(
+    path,
+    ["n", "d", "L", "budget"],
+    [(1e6, 1e10, 3.0, 6e16), (2e6, 5e9, 2.9, 6e16), (1e7, 1e10, 2.5, 6e17)],
+  )
+  table = load_csv(
+    path, AnalysisOptions(), n_column="n", d_column="d", loss_column="L", budget_column="budget"
+  )
   np.testing.assert_allclose(table.C, 6 * table.N * table.D)
   np.testing.assert_allclose(table.budgets, [6e16, 6e17])
 

@@ -22,8 +22,13 @@ def runs(seed: int = 0) -> dict[str, np.ndarray]:
   base = synthetic.isoflop_runs(LAW, BUDGETS, sizes=7, seed=seed)
   n = LAW.n_opt(SKEWED_BUDGET) * np.geomspace(3.0, 20.0, 4)
   d = SKEWED_BUDGET / (6 * n)
-  extra = {"N": n, "D": d, "C": np.full(4, SKEWED_BUDGET), "budget": np.full(4, SKEWED_BUDGET),
-           "loss": LAW.loss(n, d)}
+  extra = {
+    "N": n,
+    "D": d,
+    "C": np.full(4, SKEWED_BUDGET),
+    "budget": np.full(4, SKEWED_BUDGET),
+    "loss": LAW.loss(n, d),
+  }
   return {k: np.concatenate([base[k], extra[k]]) for k in base}
 
 
@@ -38,17 +43,28 @@ def write_workdir(workdir: str, seed: int = 0) -> list[str]:
   # Unfinished: metrics only, the last line cut mid-write.
   write_metrics(workdir, "unfinished-s0", 5e7, 4e8, steps=LOG_STEPS // 2, truncate=True)
   # Diverged: a result with that status and a curve that blows up.
-  diverged = dict(workdir_lib.read_json(os.path.join(workdir_lib.run_dir(workdir, ids[0]),
-                                                     "result.json")),
-                  run_id="diverged-s0", status="diverged", final_eval_loss=None)
+  diverged = dict(
+    workdir_lib.read_json(os.path.join(workdir_lib.run_dir(workdir, ids[0]), "result.json")),
+    run_id="diverged-s0",
+    status="diverged",
+    final_eval_loss=None,
+  )
   workdir_lib.write_json_atomic(
-      os.path.join(workdir_lib.run_dir(workdir, "diverged-s0"), "result.json"), diverged)
+    os.path.join(workdir_lib.run_dir(workdir, "diverged-s0"), "result.json"), diverged
+  )
   write_metrics(workdir, "diverged-s0", 3e7, 5e8, diverge=True)
   return ids
 
 
-def write_metrics(workdir: str, run_id: str, n: float, d: float, steps: int = LOG_STEPS,
-                  truncate: bool = False, diverge: bool = False) -> None:
+def write_metrics(
+  workdir: str,
+  run_id: str,
+  n: float,
+  d: float,
+  steps: int = LOG_STEPS,
+  truncate: bool = False,
+  diverge: bool = False,
+) -> None:
   """metrics.jsonl like the trainer's: loss falling along L(N, tokens so far) plus a bump."""
   path = os.path.join(workdir_lib.run_dir(workdir, run_id), "metrics.jsonl")
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -58,10 +74,23 @@ def write_metrics(workdir: str, run_id: str, n: float, d: float, steps: int = LO
     loss = float(LAW.loss(n, tokens) * (1 + 0.05 / k))
     if diverge and k > steps // 2:
       loss = float("nan")
-    lines.append(json.dumps({"step": 100 * k, "tokens": tokens, "flops": 6.3 * n * tokens,
-                             "loss": loss, "accuracy": 0.3, "learning_rate": 1e-3,
-                             "grad_norm": 0.5, "tokens_per_s": 1e5, "flops_per_s": 1e12,
-                             "mfu": 0.4, "elapsed_s": float(k)}))
+    lines.append(
+      json.dumps(
+        {
+          "step": 100 * k,
+          "tokens": tokens,
+          "flops": 6.3 * n * tokens,
+          "loss": loss,
+          "accuracy": 0.3,
+          "learning_rate": 1e-3,
+          "grad_norm": 0.5,
+          "tokens_per_s": 1e5,
+          "flops_per_s": 1e12,
+          "mfu": 0.4,
+          "elapsed_s": float(k),
+        }
+      )
+    )
   text = "\n".join(lines) + "\n"
   if truncate:
     text += lines[-1][: len(lines[-1]) // 2]

@@ -30,8 +30,7 @@ def test_every_figure_is_a_png_of_its_size(plotted):
     assert os.path.getsize(png) < 400_000, f"{png} is {os.path.getsize(png)} bytes"
     with open(svg) as f:
       assert "<svg" in f.read(2000), svg
-  assert os.path.dirname(plotted.report) == os.path.join(os.path.dirname(plotted.out_dir),
-                                                         "plots")
+  assert os.path.dirname(plotted.report) == os.path.join(os.path.dirname(plotted.out_dir), "plots")
 
 
 def test_every_figure_has_a_title_and_labelled_axes(plotted):
@@ -110,12 +109,15 @@ def test_frontier_lines_bands_points_and_extrapolation(plotted, analysis):
 
 
 def test_frontier_reaches_requested_prediction_budgets():
-  analysis = {"runs": [{"C": 1e18}], "budgets": [{"budget": 1e18, "C_mean": 1e18}],
-              "frontier": {"C": [1e17, 1e18, 1e19],
-                           "approach3": {"N_opt": {"value": [1.0, 2.0, 4.0],
-                                                   "lo": [None] * 3, "hi": [None] * 3}}},
-              "predictions": [{"C": 1e21, "approach3": {"N_opt": {"value": 16.0, "lo": 15.0,
-                                                                  "hi": 17.0}}}]}
+  analysis = {
+    "runs": [{"C": 1e18}],
+    "budgets": [{"budget": 1e18, "C_mean": 1e18}],
+    "frontier": {
+      "C": [1e17, 1e18, 1e19],
+      "approach3": {"N_opt": {"value": [1.0, 2.0, 4.0], "lo": [None] * 3, "hi": [None] * 3}},
+    },
+    "predictions": [{"C": 1e21, "approach3": {"N_opt": {"value": 16.0, "lo": 15.0, "hi": 17.0}}}],
+  }
   cur = frontier.curve(analysis, "approach3", "N_opt")
   np.testing.assert_allclose(cur["C"], [1e17, 1e18, 1e19, 1e21])
   np.testing.assert_allclose(cur["value"], [1, 2, 4, 16])
@@ -160,7 +162,7 @@ def test_parametric_contours_are_the_fitted_law(plotted, analysis):
   flop = analysis["flop_model"]
   for b in analysis["budgets"]:
     x, y = xy(one(fig, style.gid("isoflop", b["budget"])))
-    phi = sum(c * x ** q for c, q in zip(flop["coefficients"], flop["powers"]))
+    phi = sum(c * x**q for c, q in zip(flop["coefficients"], flop["powers"]))
     np.testing.assert_allclose(phi * y, b["C_mean"], rtol=1e-9)
   x, y = xy(one(fig, "frontier"))
   front = analysis["frontier"]["approach3"]
@@ -193,8 +195,9 @@ def test_training_curves_come_from_metrics_jsonl(plotted, workdir):
 
 
 def test_training_curves_against_tokens(workdir, tmp_path):
-  result = plotting.plot_workdir(workdir, out_dir=str(tmp_path), keep_figures=True,
-                                 training_x="tokens")
+  result = plotting.plot_workdir(
+    workdir, out_dir=str(tmp_path), keep_figures=True, training_x="tokens"
+  )
   fig = result.figures["training_curves"]
   run_id = sorted(os.listdir(os.path.join(workdir, "runs")))[0]
   with open(os.path.join(workdir, "runs", run_id, "metrics.jsonl")) as f:
@@ -208,20 +211,20 @@ def test_residuals_against_C_and_N(plotted, analysis):
   by_id = {r["run_id"]: r for r in analysis["runs"]}
   res = analysis["approach3"]["residuals"]
   for key in ("C", "N"):
-    drawn = sorted((x, y) for line in artists(fig, f"residuals-{key}").values()
-                   for x, y in zip(*xy(line)))
+    drawn = sorted(
+      (x, y) for line in artists(fig, f"residuals-{key}").values() for x, y in zip(*xy(line))
+    )
     assert drawn == sorted((by_id[r["run_id"]][key], r["log_residual"]) for r in res)
 
 
 def test_a_budget_has_one_colour_in_every_figure(plotted):
   budget = 1e18
   colours = {
-      "isoflop": one(plotted.figures["isoflop"], style.gid("points", budget)).get_color(),
-      "frontier": one(plotted.figures["frontier"], style.gid("points-N_opt", budget)).get_color(),
-      "loss": one(plotted.figures["loss_compute"], style.gid("runs", budget)).get_color(),
-      "parametric": one(plotted.figures["parametric"], style.gid("runs", budget)).get_color(),
-      "residuals": one(plotted.figures["residuals"],
-                       style.gid("residuals-C", budget)).get_color(),
+    "isoflop": one(plotted.figures["isoflop"], style.gid("points", budget)).get_color(),
+    "frontier": one(plotted.figures["frontier"], style.gid("points-N_opt", budget)).get_color(),
+    "loss": one(plotted.figures["loss_compute"], style.gid("runs", budget)).get_color(),
+    "parametric": one(plotted.figures["parametric"], style.gid("runs", budget)).get_color(),
+    "residuals": one(plotted.figures["residuals"], style.gid("residuals-C", budget)).get_color(),
   }
   assert len({rgba(c) for c in colours.values()}) == 1, colours
   small = one(plotted.figures["isoflop"], style.gid("points", 1e17)).get_color()
@@ -239,16 +242,22 @@ def test_external_results_analysis(external):
   for b in out["approach2"]["budgets"]:
     x, y = xy(one(fig, style.gid("points", b["budget"])))
     np.testing.assert_allclose(y, [p["loss"] for p in sorted(b["points"], key=lambda p: p["N"])])
-  drawn = sum(xy(line)[0].size for line in artists(result.figures["loss_compute"],
-                                                   "runs").values())
+  drawn = sum(xy(line)[0].size for line in artists(result.figures["loss_compute"], "runs").values())
   assert drawn == len(out["runs"]) == 35
 
 
 def test_report_has_every_section_and_figure(plotted, analysis):
   with open(plotted.report) as f:
     text = f.read()
-  for section in ("## Setup", "## Fitted laws", "## Held-out check", "## Predictions",
-                  "## Warnings", "## Missing", "## Figures"):
+  for section in (
+    "## Setup",
+    "## Fitted laws",
+    "## Held-out check",
+    "## Predictions",
+    "## Warnings",
+    "## Missing",
+    "## Figures",
+  ):
     assert section in text, section
   for name in plotting.NAMES:
     assert f"({name}.png)" in text

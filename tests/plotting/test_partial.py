@@ -90,6 +90,7 @@ def test_every_approach_failed(tmp_path):
   workdir = str(tmp_path / "w")
   runs = {k: v[:2] for k, v in fixtures.runs().items()}
   from tests.analysis import synthetic
+
   synthetic.write_workdir(workdir, runs)
   out = fixtures.analyze_workdir(workdir, samples=0)
   assert all(out[a]["status"] == "failed" for a in ("approach1", "approach2", "approach3"))

@@ -6,14 +6,19 @@ import shutil
 import subprocess
 import sys
 
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _plot(*args):
   env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-  return subprocess.run([sys.executable, "-m", "flopsfit.plot", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+    [sys.executable, "-m", "flopsfit.plot", *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
 
 
 def test_config_without_analysis_analyzes_first_then_plots(workdir, tmp_path):
@@ -21,20 +26,20 @@ def test_config_without_analysis_analyzes_first_then_plots(workdir, tmp_path):
   shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("scaling_laws.json", "plots"))
   config = tmp_path / "config.py"
   config.write_text(
-      "import ml_collections\n\n\ndef get_config():\n"
-      "  config = ml_collections.ConfigDict()\n"
-      f"  config.workdir = {target!r}\n"
-      "  config.model = ml_collections.ConfigDict(dict(factory='my.models:Net'))\n"
-      "  config.analysis = ml_collections.ConfigDict(dict(bootstrap_samples=8))\n"
-      "  return config\n")
+    "import ml_collections\n\n\ndef get_config():\n"
+    "  config = ml_collections.ConfigDict()\n"
+    f"  config.workdir = {target!r}\n"
+    "  config.model = ml_collections.ConfigDict(dict(factory='my.models:Net'))\n"
+    "  config.analysis = ml_collections.ConfigDict(dict(bootstrap_samples=8))\n"
+    "  return config\n"
+  )
   proc = _plot(f"--config={config}", "--svg")
   assert proc.returncode == 0, proc.stderr
   assert "running the analysis first" in proc.stdout
   with open(os.path.join(target, "scaling_laws.json")) as f:
     assert json.load(f)["bootstrap"]["samples"] == 8
   plots = os.path.join(target, "plots")
-  for name in ("isoflop", "frontier", "loss_compute", "parametric", "training_curves",
-               "residuals"):
+  for name in ("isoflop", "frontier", "loss_compute", "parametric", "training_curves", "residuals"):
     assert os.path.exists(os.path.join(plots, f"{name}.png")), name
     assert os.path.exists(os.path.join(plots, f"{name}.svg")), name
   with open(os.path.join(plots, "report.md")) as f:
@@ -55,8 +60,10 @@ def test_analysis_file_plots_next_to_it(external, tmp_path):
 
 
 def test_bad_analysis_file_is_a_one_line_error(tmp_path):
-  for path, words in ((tmp_path / "none.json", "no such file"),
-                      (tmp_path / "bad.json", "not valid JSON")):
+  for path, words in (
+    (tmp_path / "none.json", "no such file"),
+    (tmp_path / "bad.json", "not valid JSON"),
+  ):
     if "bad" in path.name:
       path.write_text("{")
     proc = _plot(f"--analysis={path}")
@@ -67,8 +74,11 @@ def test_bad_analysis_file_is_a_one_line_error(tmp_path):
 
 
 def test_plotting_does_not_import_jax():
-  code = ("import sys, flopsfit.plotting, flopsfit.plot\n"
-          "assert 'jax' not in sys.modules, 'jax imported'\n")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                        timeout=60)
+  code = (
+    "import sys, flopsfit.plotting, flopsfit.plot\n"
+    "assert 'jax' not in sys.modules, 'jax imported'\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+  )
   assert proc.returncode == 0, proc.stderr

@@ -15,14 +15,13 @@ import numpy as np
 from absl import logging
 
 from flopsfit import identity as identity_lib
-from flopsfit import mesh as mesh_lib
-from flopsfit import params as params_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import run_ids
-from flopsfit import train_step
-from flopsfit import trainer
 from flopsfit import workdir as workdir_lib
-from flopsfit.data import pipeline
+from flopsfit.engine import params as params_lib
+from flopsfit.engine import step as step_lib
+from flopsfit.sweep import probe as probe_lib
+from flopsfit.sweep.run_config import run_config
 
 SWEEP_VERSION = 1
 
@@ -36,25 +35,37 @@ def budgets_of(sweep) -> list[float]:
   if sweep.get("budget_range") and sweep.budget_range.count:
     r = sweep.budget_range
     if not 0 < r.low < r.high or r.count < 2:
-      raise PlanError(f"config.sweep.budget_range: expected 0 < low < high and count >= 2, got "
-                      f"({r.low}, {r.high}, {r.count})")
+      raise PlanError(
+        f"config.sweep.budget_range: expected 0 < low < high and count >= 2, got "
+        f"({r.low}, {r.high}, {r.count})"
+      )
     return [float(f"{b:.3g}") for b in np.geomspace(r.low, r.high, r.count)]
   budgets = [float(b) for b in sweep.budgets]
   if not budgets or any(b <= 0 for b in budgets):
-    raise PlanError(f"config.sweep.budgets: expected positive FLOP budgets, got {list(sweep.budgets)}")
+    raise PlanError(
+      f"config.sweep.budgets: expected positive FLOP budgets, got {list(sweep.budgets)}"
+    )
   return sorted(budgets)
 
 
 def hparam_rule(config):
   spec = config.hparams.factory
-  return plugins_lib.call("hparams", spec, plugins_lib.resolve("hparams.factory", spec),
-                          plugins_lib.kwargs_of(config.hparams))
+  return plugins_lib.call(
+    "hparams",
+    spec,
+    plugins_lib.resolve("hparams.factory", spec),
+    plugins_lib.kwargs_of(config.hparams),
+  )
 
 
 def size_rule(config):
   spec = config.model.size_rule.factory
-  return plugins_lib.call("model.size_rule", spec, plugins_lib.resolve("model.size_rule.factory", spec),
-                          plugins_lib.kwargs_of(config.model.size_rule))
+  return plugins_lib.call(
+    "model.size_rule",
+    spec,
+    plugins_lib.resolve("model.size_rule.factory", spec),
+    plugins_lib.kwargs_of(config.model.size_rule),
+  )
 
 
 def optimum_centre(config, budget: float) -> tuple[float, str]:
@@ -84,8 +95,8 @@ def candidate_shapes(config, centre: float) -> list[dict]:
   rule = size_rule(config)
   count, decades = sweep.shapes_per_budget, sweep.decades
   for widen in range(12):  # tiny N has few distinct shapes: widen the range until enough
-    half = 0.5 * decades * (1.25 ** widen)
-    targets = np.geomspace(centre / 10 ** half, centre * 10 ** half, 6 * count)
+    half = 0.5 * decades * (1.25**widen)
+    targets = np.geomspace(centre / 10**half, centre * 10**half, 6 * count)
     shapes = []
     for t in targets:
       s = rule.shape_for(float(t))
@@ -115,20 +126,6 @@ def _device_memory_bytes() -> int | None:
     return None
 
 
-def run_config(config, run: dict):
-  """The config of one planned run: shape, budget, seed and hyperparameters filled in."""
-  out = config.copy_and_resolve_references()
-  with out.unlocked():
-    for key, value in run["shape"].items():
-      out.model.kwargs[key] = value
-    out.train.budget_flops = run["budget_flops"]
-    out.train.batch_size = run["batch_size"]
-    out.optim.learning_rate = run["learning_rate"]
-    out.seed = run["seed"]
-    out.run = run["run_id"]
-  return out
-
-
 def plan_sweep(config, probe: bool = True) -> dict:
   """Plans every (budget, shape, seed) run; returns the contents of sweep.json."""
   if "sweep" not in config:
@@ -148,9 +145,14 @@ def plan_sweep(config, probe: bool = True) -> dict:
     for shape in candidate_shapes(config, centre):
       hp = rule(shape, budget)
       for seed in sweep.seeds:
-        run = {"run_id": run_ids.format_run_id(budget, shape, seed), "budget_flops": budget,
-               "shape": shape, "seed": int(seed), "batch_size": hp["batch_size"],
-               "learning_rate": hp["learning_rate"]}
+        run = {
+          "run_id": run_ids.format_run_id(budget, shape, seed),
+          "budget_flops": budget,
+          "shape": shape,
+          "seed": int(seed),
+          "batch_size": hp["batch_size"],
+          "learning_rate": hp["learning_rate"],
+        }
         key = (tuple(sorted(shape.items())), hp["batch_size"], hp["learning_rate"])
         if key not in cache:
           cache[key] = _compile_candidate(config, plugins, run, example)
@@ -158,22 +160,36 @@ def plan_sweep(config, probe: bool = True) -> dict:
         steps = int(budget // compiled.flops_per_step)
         spent = steps * compiled.flops_per_step
         tokens = steps * hp["batch_size"] * units
-        run.update({"flops_per_step": compiled.flops_per_step, "steps": steps,
-                    "spent_flops": spent, "tokens": tokens, "params": compiled.params,
-                    "tokens_per_param": tokens / compiled.params["non_embedding"],
-                    "memory_bytes": compiled.memory_bytes})
+        run.update(
+          {
+            "flops_per_step": compiled.flops_per_step,
+            "steps": steps,
+            "spent_flops": spent,
+            "tokens": tokens,
+            "params": compiled.params,
+            "tokens_per_param": tokens / compiled.params["non_embedding"],
+            "memory_bytes": compiled.memory_bytes,
+          }
+        )
         reason = _drop_reason(run, sweep, available, memory)
         if reason:
           dropped.append({**run, "reason": reason})
         else:
           runs.append(run)
   if not runs:
-    raise PlanError("config.sweep: every candidate run was dropped: " +
-                    "; ".join(sorted({d["reason"].split(" (")[0] for d in dropped})))
-  plan = {"version": SWEEP_VERSION, "identity": identity_lib.identity(config), "centres": centres,
-          "runs": runs, "dropped": dropped}
+    raise PlanError(
+      "config.sweep: every candidate run was dropped: "
+      + "; ".join(sorted({d["reason"].split(" (")[0] for d in dropped}))
+    )
+  plan = {
+    "version": SWEEP_VERSION,
+    "identity": identity_lib.identity(config),
+    "centres": centres,
+    "runs": runs,
+    "dropped": dropped,
+  }
   if probe:
-    plan["estimate"] = estimate_times(config, plugins, runs, example)
+    plan["estimate"] = probe_lib.estimate_times(config, plugins, runs, example)
   return plan
 
 
@@ -181,93 +197,63 @@ def _compile_candidate(config, plugins, run, example) -> _Compiled:
   cfg = run_config(config, run)
   shape = run["shape"]
   build = lambda: plugins.model(shape, run["seed"])
-  flops, memory = train_step.step_flops_and_memory(build, plugins.loss, cfg.optim, example,
-                                                   run["batch_size"])
+  flops, memory = step_lib.step_flops_and_memory(
+    build, plugins.loss, cfg.optim, example, run["batch_size"]
+  )
   return _Compiled(flops, params_lib.count_params(plugins.abstract_model(shape)), memory)
 
 
 def _drop_reason(run, sweep, available_units, memory) -> str | None:
   if run["steps"] < sweep.min_steps:
-    return (f"too few steps: {run['steps']} < sweep.min_steps={sweep.min_steps} (short runs "
-            "measure optimisation, not model size)")
+    return (
+      f"too few steps: {run['steps']} < sweep.min_steps={sweep.min_steps} (short runs "
+      "measure optimisation, not model size)"
+    )
   miss = 1 - run["spent_flops"] / run["budget_flops"]
   if miss > sweep.budget_tolerance:
     return f"misses the budget by {miss:.2%} > sweep.budget_tolerance={sweep.budget_tolerance:g}"
   if run["tokens"] > available_units:
-    return (f"needs {run['tokens']:.3g} units of data, the train split offers "
-            f"{available_units:.3g} (sweep.max_epochs={sweep.max_epochs:g})")
+    return (
+      f"needs {run['tokens']:.3g} units of data, the train split offers "
+      f"{available_units:.3g} (sweep.max_epochs={sweep.max_epochs:g})"
+    )
   if memory and run["memory_bytes"] and run["memory_bytes"] > sweep.memory_fraction * memory:
-    return (f"needs {run['memory_bytes'] / 2**30:.2f} GiB, more than sweep.memory_fraction="
-            f"{sweep.memory_fraction:g} of {memory / 2**30:.1f} GiB")
+    return (
+      f"needs {run['memory_bytes'] / 2**30:.2f} GiB, more than sweep.memory_fraction="
+      f"{sweep.memory_fraction:g} of {memory / 2**30:.1f} GiB"
+    )
   return None
-
-
-def estimate_times(config, plugins, runs: list[dict], example) -> dict:
-  """Seconds per run on this machine from a short probe of the real loop (data included).
-
-  The smallest and largest runs are timed; step time between them follows a power of the
-  FLOPs per step (small shapes use the machine less well, so time grows slower than FLOPs),
-  and each run adds the probe's compile time.
-  """
-  mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
-  smallest = min(runs, key=lambda r: r["flops_per_step"])
-  largest = max(runs, key=lambda r: r["flops_per_step"])
-  points = []
-  for run in ([smallest, largest] if largest is not smallest else [smallest]):
-    cfg = run_config(config, run)
-    compiled = train_step.compile_step(lambda: plugins.model(run["shape"], run["seed"]),
-                                       plugins.loss, cfg.optim, mesh, example,
-                                       run["batch_size"], cfg.train.steps_per_call,
-                                       cfg.eval.batch_size)
-    k = compiled.steps_per_call
-    batches = pipeline.train_iterator(plugins.dataset.source("train"),
-                                      batch_size=run["batch_size"], seed=run["seed"],
-                                      process_index=jax.process_index(),
-                                      process_count=jax.process_count())
-    state = compiled.init(np.int32(run["steps"]))
-    for _ in range(2):  # warm up: first call, and the data threads' read-ahead
-      state, metrics = trainer.call_steps(compiled, state, batches, mesh, k)
-    jax.block_until_ready(metrics)
-    blocks = []  # the fastest of three blocks of two calls: robust to a busy moment
-    for _ in range(3):
-      start = time.perf_counter()
-      for _ in range(2):
-        state, metrics = trainer.call_steps(compiled, state, batches, mesh, k)
-      jax.block_until_ready(metrics)
-      blocks.append((time.perf_counter() - start) / (2 * k))
-    points.append((run["flops_per_step"], min(blocks), compiled.compile_seconds))
-  (flops_0, seconds_0, _), (flops_1, seconds_1, _) = points[0], points[-1]
-  exponent = 1.0
-  if flops_1 > flops_0 and seconds_1 > seconds_0:
-    exponent = math.log(seconds_1 / seconds_0) / math.log(flops_1 / flops_0)
-  compile_s = max(p[2] for p in points)
-  seconds = {r["run_id"]: r["steps"] * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent
-             + compile_s for r in runs}
-  return {"seconds": seconds, "total_seconds": sum(seconds.values()),
-          "step_seconds": {f"{flops_0:.6g}": seconds_0, f"{flops_1:.6g}": seconds_1},
-          "step_seconds_exponent": exponent, "compile_seconds": compile_s}
 
 
 def format_plan(plan: dict) -> str:
   """The plan as a table: per run and per budget, with dropped candidates and their reasons."""
   seconds = plan.get("estimate", {}).get("seconds", {})
-  header = f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'steps':>7} {'batch':>5} {'lr':>8} {'est':>7}"
+  header = (
+    f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'steps':>7} {'batch':>5} "
+    f"{'lr':>8} {'est':>7}"
+  )
   lines = [header, "-" * len(header)]
   for budget in sorted({r["budget_flops"] for r in plan["runs"]}):
     group = [r for r in plan["runs"] if r["budget_flops"] == budget]
     for r in group:
       est = seconds.get(r["run_id"])
-      lines.append(f"{r['run_id']:<28} {budget:>8.2g} {r['params']['non_embedding']:>9,} "
-                   f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} {r['steps']:>7} "
-                   f"{r['batch_size']:>5} {r['learning_rate']:>8.2g} "
-                   f"{'' if est is None else f'{est:.0f}s':>7}")
+      lines.append(
+        f"{r['run_id']:<28} {budget:>8.2g} {r['params']['non_embedding']:>9,} "
+        f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} {r['steps']:>7} "
+        f"{r['batch_size']:>5} {r['learning_rate']:>8.2g} "
+        f"{'' if est is None else f'{est:.0f}s':>7}"
+      )
     centre = plan["centres"][f"{budget:.6g}"]
     group_s = sum(seconds.get(r["run_id"], 0.0) for r in group)
-    lines.append(f"  budget {budget:.3g}: {len(group)} runs, centre N≈{centre['N']:.3g} "
-                 f"({centre['source']})" + (f", about {group_s / 60:.1f} min" if seconds else ""))
+    lines.append(
+      f"  budget {budget:.3g}: {len(group)} runs, centre N≈{centre['N']:.3g} "
+      f"({centre['source']})" + (f", about {group_s / 60:.1f} min" if seconds else "")
+    )
   total = plan.get("estimate", {}).get("total_seconds")
-  lines.append(f"total: {len(plan['runs'])} runs" +
-               (f", about {total / 60:.1f} min on this machine" if total else ""))
+  lines.append(
+    f"total: {len(plan['runs'])} runs"
+    + (f", about {total / 60:.1f} min on this machine" if total else "")
+  )
   for d in plan["dropped"]:
     lines.append(f"dropped {d['run_id']} (N={d['params']['non_embedding']:,}): {d['reason']}")
   return "\n".join(lines)
@@ -286,12 +272,15 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
     old = workdir_lib.read_json(path)
     if old.get("identity") != identity_lib.identity(config):
       has_results = os.path.isdir(runs_dir) and any(
-          os.path.exists(os.path.join(runs_dir, r, "result.json")) for r in os.listdir(runs_dir))
+        os.path.exists(os.path.join(runs_dir, r, "result.json")) for r in os.listdir(runs_dir)
+      )
       if has_results and not force:
         diff = identity_lib.differences(old.get("identity", {}), identity_lib.identity(config))
-        raise PlanError(f"{path}: this workdir holds results of a different sweep (differs in "
-                        f"{', '.join(diff[:5]) or 'version'}); use a new config.workdir or --force "
-                        "(moves the old sweep to archive/)")
+        raise PlanError(
+          f"{path}: this workdir holds results of a different sweep (differs in "
+          f"{', '.join(diff[:5]) or 'version'}); use a new config.workdir or --force "
+          "(moves the old sweep to archive/)"
+        )
       if has_results:
         _archive(config.workdir)
   plan = plan_sweep(config, probe=probe)

@@ -2,16 +2,18 @@
 
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
-from flopsfit import flops as flops_lib
-from flopsfit import mesh as mesh_lib
-from flopsfit import optim as optim_lib
+from flopsfit.engine import flops as flops_lib
+from flopsfit.engine import mesh as mesh_lib
+from flopsfit.engine import optim as optim_lib
 
 
 def init_fn(build_model: Callable[[], nnx.Module], tx: optax.GradientTransformation):
@@ -19,8 +21,13 @@ def init_fn(build_model: Callable[[], nnx.Module], tx: optax.GradientTransformat
 
   def init(total_steps):
     _, params, model_state = nnx.split(build_model(), nnx.Param, ...)
-    return {"step": jnp.zeros((), jnp.int32), "total_steps": jnp.asarray(total_steps, jnp.int32),
-            "params": params, "model_state": model_state, "opt_state": tx.init(params)}
+    return {
+      "step": jnp.zeros((), jnp.int32),
+      "total_steps": jnp.asarray(total_steps, jnp.int32),
+      "params": params,
+      "model_state": model_state,
+      "opt_state": tx.init(params),
+    }
 
   return init
 
@@ -47,10 +54,19 @@ def make_step(graphdef, loss_fn, optim):
     direction, opt_state = tx.update(grads, state["opt_state"], state["params"])
     lr = optim_lib.learning_rate(optim, state["step"], state["total_steps"])
     params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), state["params"], direction)
-    new_state = {**state, "step": state["step"] + 1, "params": params,
-                 "model_state": model_state, "opt_state": opt_state}
-    return new_state, {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
-                       "learning_rate": lr}
+    new_state = {
+      **state,
+      "step": state["step"] + 1,
+      "params": params,
+      "model_state": model_state,
+      "opt_state": opt_state,
+    }
+    return new_state, {
+      **metrics,
+      "loss": loss,
+      "grad_norm": optax.tree.norm(grads),
+      "learning_rate": lr,
+    }
 
   return step
 
@@ -60,40 +76,52 @@ def make_eval_step(graphdef, loss_fn):
     model = nnx.merge(graphdef, state["params"], state["model_state"])
     loss, metrics = loss_fn(model(batch), batch)
     return {**metrics, "loss": loss}
+
   return eval_step
 
 
 def _scanned(step):
   def multi(state, batches):
     return jax.lax.scan(step, state, batches)
+
   return multi
 
 
 @dataclasses.dataclass
 class CompiledStep:
   """Executables of one shape on one mesh, and the FLOPs XLA counts for one step."""
-  init: Any                 # (total_steps) -> state, placed on the mesh
-  single: Any               # (state, batch) -> (state, metrics)
-  multi: Any | None         # (state, K stacked batches) -> (state, metrics of each step)
-  eval: Any                 # (state, batch) -> metrics
+
+  init: Any  # (total_steps) -> state, placed on the mesh
+  single: Any  # (state, batch) -> (state, metrics)
+  multi: Any | None  # (state, K stacked batches) -> (state, metrics of each step)
+  eval: Any  # (state, batch) -> metrics
   steps_per_call: int
-  flops_per_step: float     # global: the step compiled for one device (see step_flops_and_memory)
+  flops_per_step: float  # global: the step compiled for one device (see step_flops_and_memory)
   flops_per_step_per_device: float
   state_shapes: Any
   compile_seconds: float
 
 
 def batch_shapes(example: dict, batch_size: int, leading: tuple = ()) -> dict:
-  return {k: jax.ShapeDtypeStruct(leading + (batch_size,) + v.shape[1:], v.dtype)
-          for k, v in example.items()}
+  return {
+    k: jax.ShapeDtypeStruct(leading + (batch_size,) + v.shape[1:], v.dtype)
+    for k, v in example.items()
+  }
 
 
 def _compile_single(step, state_shapes, batch, mesh):
   replicated = mesh_lib.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
-  return jax.jit(step, in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
-                 out_shardings=(state_sharding, replicated), donate_argnums=0
-                 ).lower(state_shapes, batch).compile()
+  return (
+    jax.jit(
+      step,
+      in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
+      out_shardings=(state_sharding, replicated),
+      donate_argnums=0,
+    )
+    .lower(state_shapes, batch)
+    .compile()
+  )
 
 
 def _flops(compiled) -> float:
@@ -103,8 +131,9 @@ def _flops(compiled) -> float:
   return flops
 
 
-def step_flops_and_memory(build_model, loss_fn, optim, example_batch: dict,
-                          batch_size: int) -> tuple[float, int | None]:
+def step_flops_and_memory(
+  build_model, loss_fn, optim, example_batch: dict, batch_size: int
+) -> tuple[float, int | None]:
   """Global FLOPs of one train step, and the bytes it needs on one device.
 
   FLOPs are XLA's count of the step compiled for one device: the logical computation, each
@@ -115,19 +144,35 @@ def step_flops_and_memory(build_model, loss_fn, optim, example_batch: dict,
   graphdef = nnx.graphdef(nnx.eval_shape(build_model))
   state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
   one_device = mesh_lib.data_mesh(jax.local_devices()[:1])
-  compiled = _compile_single(make_step(graphdef, loss_fn, optim), state_shapes,
-                             batch_shapes(example_batch, batch_size), one_device)
+  compiled = _compile_single(
+    make_step(graphdef, loss_fn, optim),
+    state_shapes,
+    batch_shapes(example_batch, batch_size),
+    one_device,
+  )
   try:
     memory = compiled.memory_analysis()
-    needed = memory.argument_size_in_bytes + memory.output_size_in_bytes + \
-        memory.temp_size_in_bytes - memory.alias_size_in_bytes
+    needed = (
+      memory.argument_size_in_bytes
+      + memory.output_size_in_bytes
+      + memory.temp_size_in_bytes
+      - memory.alias_size_in_bytes
+    )
   except Exception:  # not every backend reports memory
     needed = None
   return _flops(compiled), needed
 
 
-def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_size: int,
-                 steps_per_call: int = 1, eval_batch_size: int | None = None) -> CompiledStep:
+def compile_step(
+  build_model,
+  loss_fn,
+  optim,
+  mesh,
+  example_batch: dict,
+  batch_size: int,
+  steps_per_call: int = 1,
+  eval_batch_size: int | None = None,
+) -> CompiledStep:
   """Compiles the step for abstract inputs (nothing allocated) and counts its FLOPs.
 
   `example_batch` maps keys to arrays or ShapeDtypeStructs with a leading batch axis.
@@ -142,24 +187,69 @@ def compile_step(build_model, loss_fn, optim, mesh, example_batch: dict, batch_s
   step = make_step(graphdef, loss_fn, optim)
   single = _compile_single(step, state_shapes, batch_shapes(example_batch, batch_size), mesh)
   per_device = _flops(single)
-  global_flops = per_device if mesh.size == 1 else step_flops_and_memory(
-      build_model, loss_fn, optim, example_batch, batch_size)[0]
+  global_flops = (
+    per_device
+    if mesh.size == 1
+    else step_flops_and_memory(build_model, loss_fn, optim, example_batch, batch_size)[0]
+  )
   multi = None
   if steps_per_call > 1:
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
-    multi = jax.jit(_scanned(step), in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh, 1)),
-                    out_shardings=(state_sharding, replicated), donate_argnums=0
-                    ).lower(state_shapes, stacked).compile()
+    multi = (
+      jax.jit(
+        _scanned(step),
+        in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh, 1)),
+        out_shardings=(state_sharding, replicated),
+        donate_argnums=0,
+      )
+      .lower(state_shapes, stacked)
+      .compile()
+    )
   eval_one = batch_shapes(example_batch, eval_batch_size or batch_size)
-  eval_step = jax.jit(make_eval_step(graphdef, loss_fn),
-                      in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
-                      out_shardings=replicated).lower(state_shapes, eval_one).compile()
+  eval_step = (
+    jax.jit(
+      make_eval_step(graphdef, loss_fn),
+      in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
+      out_shardings=replicated,
+    )
+    .lower(state_shapes, eval_one)
+    .compile()
+  )
 
   def init_on_mesh(total_steps: int):
     # Eager: random initialisers compile slowly and run once; the state is then replicated.
     return jax.device_put(init(total_steps), state_sharding)
 
-  return CompiledStep(init=init_on_mesh, single=single, multi=multi, eval=eval_step,
-                      steps_per_call=steps_per_call, flops_per_step=global_flops,
-                      flops_per_step_per_device=per_device, state_shapes=state_shapes,
-                      compile_seconds=time.perf_counter() - start)
+  return CompiledStep(
+    init=init_on_mesh,
+    single=single,
+    multi=multi,
+    eval=eval_step,
+    steps_per_call=steps_per_call,
+    flops_per_step=global_flops,
+    flops_per_step_per_device=per_device,
+    state_shapes=state_shapes,
+    compile_seconds=time.perf_counter() - start,
+  )
+
+
+def global_batch(mesh, local: dict, leading: int) -> dict:
+  """This process's batch as one global array, split over `data` after `leading` axes."""
+  sharding = mesh_lib.batch_sharding(mesh, leading)
+
+  def put(x):
+    shape = list(x.shape)
+    shape[leading] *= jax.process_count()
+    return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
+
+  return {k: put(np.asarray(v)) for k, v in local.items()}
+
+
+def call_steps(compiled, state, batches, mesh, k: int):
+  """k optimizer steps on the next k batches in one jitted call -> (state, metrics [k, ...])."""
+  local = [next(batches) for _ in range(k)]
+  if k > 1:
+    stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
+    return compiled.multi(state, global_batch(mesh, stacked, 1))
+  state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
+  return state, jax.tree.map(lambda x: x[None], metrics)

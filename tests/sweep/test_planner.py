@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import write_config_file
-from flopsfit import hparams, planner, sweep, workdir as workdir_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from flopsfit import hparams
+from flopsfit import workdir as workdir_lib
+from flopsfit.sweep import planner, runner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_plan_is_deterministic_and_spends_each_budget(sweep_config):
@@ -53,19 +55,27 @@ def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
   sweep_config.sweep.min_steps = 150
   plan = planner.plan_sweep(sweep_config, probe=False)
   reasons = {d["run_id"]: d["reason"] for d in plan["dropped"]}
-  assert reasons and all("too few steps" in r and "< sweep.min_steps=150" in r for r in reasons.values())
+  assert reasons and all(
+    "too few steps" in r and "< sweep.min_steps=150" in r for r in reasons.values()
+  )
   assert all(r["steps"] >= 150 for r in plan["runs"])
   sweep_config.sweep.min_steps = 20
   sweep_config.sweep.memory_fraction = 1e-9
-  with pytest.raises(planner.PlanError, match="every candidate run was dropped:.*needs 0.00 GiB, more than sweep.memory_fraction"):
+  with pytest.raises(
+    planner.PlanError,
+    match="every candidate run was dropped:.*needs 0.00 GiB, more than sweep.memory_fraction",
+  ):
     planner.plan_sweep(sweep_config, probe=False)
 
 
 def test_finite_dataset_limits_tokens(sweep_config, tmp_path):
   (tmp_path / "text.txt").write_text("a small corpus of words. " * 2000)
   sweep_config.dataset.factory = "flopsfit.data.text_files:TextFiles"
-  sweep_config.dataset.kwargs = {"paths": str(tmp_path / "text.txt"), "seq_len": 32,
-                                 "chunk_bytes": 1024}
+  sweep_config.dataset.kwargs = {
+    "paths": str(tmp_path / "text.txt"),
+    "seq_len": 32,
+    "chunk_bytes": 1024,
+  }
   sweep_config.vocab_size = 256
   sweep_config.eval.tokens = 512
   plan = planner.plan_sweep(sweep_config, probe=False)
@@ -76,19 +86,22 @@ def test_finite_dataset_limits_tokens(sweep_config, tmp_path):
 def test_a_workdir_holds_one_sweep(sweep_config):
   plan = planner.load_or_plan(sweep_config, probe=False)
   first = plan["runs"][0]["run_id"]
-  rows = sweep.run_sweep(sweep_config, run_ids=[first])
+  rows = runner.run_sweep(sweep_config, run_ids=[first])
   assert [r["action"] for r in rows] == ["trained"]
-  assert sweep.run_sweep(sweep_config, run_ids=[first])[0]["action"] == "skipped"
+  assert runner.run_sweep(sweep_config, run_ids=[first])[0]["action"] == "skipped"
   sweep_config.optim.weight_decay = 0.0
-  with pytest.raises(planner.PlanError, match=r"results of a different sweep \(differs in optim.weight_decay\)"):
+  with pytest.raises(
+    planner.PlanError, match=r"results of a different sweep \(differs in optim.weight_decay\)"
+  ):
     planner.load_or_plan(sweep_config, probe=False)
   with pytest.raises(planner.PlanError, match="planned from a different config"):
-    sweep.run_sweep(sweep_config)
+    runner.run_sweep(sweep_config)
   planner.load_or_plan(sweep_config, force=True, probe=False)
   archived = os.listdir(os.path.join(sweep_config.workdir, "archive"))
   assert len(archived) == 1
-  assert os.path.exists(os.path.join(sweep_config.workdir, "archive", archived[0], "runs", first,
-                                     "result.json"))
+  assert os.path.exists(
+    os.path.join(sweep_config.workdir, "archive", archived[0], "runs", first, "result.json")
+  )
   assert not os.path.exists(os.path.join(sweep_config.workdir, "runs"))
 
 
@@ -96,16 +109,23 @@ def test_second_round_centres_on_the_earlier_analysis(sweep_config):
   centre, source = planner.optimum_centre(sweep_config, 1e12)
   assert source.startswith("prior") and centre == pytest.approx((1e12 / 600) ** 0.5)
   os.makedirs(sweep_config.workdir)
-  workdir_lib.write_json_atomic(os.path.join(sweep_config.workdir, "scaling_laws.json"), {
-      "approach3": {"status": "ok", "N_opt": {"coefficient": {"value": 2.0},
-                                              "exponent": {"value": 0.5}}}})
+  workdir_lib.write_json_atomic(
+    os.path.join(sweep_config.workdir, "scaling_laws.json"),
+    {
+      "approach3": {
+        "status": "ok",
+        "N_opt": {"coefficient": {"value": 2.0}, "exponent": {"value": 0.5}},
+      }
+    },
+  )
   centre, source = planner.optimum_centre(sweep_config, 1e12)
   assert source == "scaling_laws.json approach3" and centre == pytest.approx(2e6)
 
 
 def test_batch_rule_is_fixed_within_a_budget_and_grows_across():
-  rule = hparams.width_scaled_adamw(lr_constant=0.2, lr_max=1e-2, batch_size=32,
-                                    batch_budget_exponent=0.5, reference_budget=1e12)
+  rule = hparams.width_scaled_adamw(
+    lr_constant=0.2, lr_max=1e-2, batch_size=32, batch_budget_exponent=0.5, reference_budget=1e12
+  )
   small, large = rule({"d_model": 16}, 1e12), rule({"d_model": 64}, 1e12)
   assert small["batch_size"] == large["batch_size"] == 32
   assert small["learning_rate"] == 1e-2 and large["learning_rate"] == 0.2 / 64
@@ -119,17 +139,32 @@ def test_two_processes_split_a_sweep_and_train_each_run_once(sweep_config, tmp_p
   config_path = write_config_file(tmp_path / "config.py", sweep_config)
   planner.load_or_plan(sweep_config, probe=False)
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  procs = [subprocess.Popen([sys.executable, "-m", "flopsfit.train", f"--config={config_path}",
-                             f"--shard_index={i}", "--num_shards=2"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        "-m",
+        "flopsfit.train",
+        f"--config={config_path}",
+        f"--shard_index={i}",
+        "--num_shards=2",
+      ],
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
   outputs = [p.communicate(timeout=600) for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-  trained = [{line.split()[0] for line in out.splitlines() if line.endswith(" trained")}
-             for out, _ in outputs]
+  trained = [
+    {line.split()[0] for line in out.splitlines() if line.endswith(" trained")}
+    for out, _ in outputs
+  ]
   plan = json.load(open(os.path.join(sweep_config.workdir, "sweep.json")))
   assert not trained[0] & trained[1]
   assert trained[0] | trained[1] == {r["run_id"] for r in plan["runs"]}
-  rows = sweep.run_sweep(sweep_config)
+  rows = runner.run_sweep(sweep_config)
   assert {r["action"] for r in rows} == {"skipped"} and {r["status"] for r in rows} == {"completed"}
-

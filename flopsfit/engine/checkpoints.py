@@ -15,7 +15,7 @@ import grain
 import orbax.checkpoint as ocp
 from absl import logging
 
-from flopsfit import failpoints
+from flopsfit.engine import failpoints
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "preempted; re-run the same command to resume"
 ON_FINISH = ("delete", "keep_last", "keep_all")
@@ -36,8 +36,11 @@ class RunCheckpoints:
     self.directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
     self.fingerprint = fingerprint
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=True, cleanup_tmp_directories=True))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, enable_async_checkpointing=True, cleanup_tmp_directories=True
+      ),
+    )
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -50,20 +53,30 @@ class RunCheckpoints:
     """
     for step in reversed(self.steps()):
       try:
-        restored = self._manager.restore(step, args=ocp.args.Composite(
+        restored = self._manager.restore(
+          step,
+          args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state),
             data=grain.checkpoint.CheckpointRestore(iterator),
-            progress=ocp.args.JsonRestore()))
+            progress=ocp.args.JsonRestore(),
+          ),
+        )
       except Exception as e:  # a partial or corrupted checkpoint
-        logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying an earlier one",
-                        self.directory, step, type(e).__name__, str(e).splitlines()[0][:200])
+        logging.warning(
+          "checkpoint %s/%d is unreadable (%s: %s); trying an earlier one",
+          self.directory,
+          step,
+          type(e).__name__,
+          str(e).splitlines()[0][:200],
+        )
         continue
       progress = restored["progress"]
       if progress.get("fingerprint") != self.fingerprint:
         raise CheckpointMismatch(
-            f"{self.directory}/{step}: checkpoint of another config or shape (fingerprint "
-            f"{progress.get('fingerprint')} != {self.fingerprint}); use a new workdir or "
-            "remove the run directory")
+          f"{self.directory}/{step}: checkpoint of another config or shape (fingerprint "
+          f"{progress.get('fingerprint')} != {self.fingerprint}); use a new workdir or "
+          "remove the run directory"
+        )
       return restored["state"], progress
     return None
 
@@ -74,10 +87,15 @@ class RunCheckpoints:
     """
     if step in self._manager.all_steps():
       self._manager.delete(step)
-    self._manager.save(step, force=True, args=ocp.args.Composite(
+    self._manager.save(
+      step,
+      force=True,
+      args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=grain.checkpoint.CheckpointSave(iterator),
-        progress=ocp.args.JsonSave({**progress, "fingerprint": self.fingerprint})))
+        progress=ocp.args.JsonSave({**progress, "fingerprint": self.fingerprint}),
+      ),
+    )
     failpoints.hit("checkpoint_save")
 
   def wait(self) -> None:

@@ -12,4 +12,5 @@ def flopsfit_info_only() -> None:
   absl_logging.set_verbosity(absl_logging.INFO)
   package = os.path.dirname(os.path.abspath(__file__)) + os.sep
   absl_logging.get_absl_handler().addFilter(
-      lambda record: record.levelno >= logging.WARNING or record.pathname.startswith(package))
+    lambda record: record.levelno >= logging.WARNING or record.pathname.startswith(package)
+  )

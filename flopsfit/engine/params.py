@@ -1,4 +1,4 @@
-"""Exact parameter counts from an (abstract) model: total, embedding, non-embedding, matmul-active."""
+"""Exact parameter counts of an (abstract) model: total, embedding, non-embedding, matmul."""
 
 import math
 
@@ -20,16 +20,28 @@ def count_params(model: nnx.Module) -> dict:
     is then a matmul with the table). A model may define `matmul_active_params()` instead.
   """
   total = _size(nnx.state(model, nnx.Param))
-  embedding = sum(_size(nnx.state(m, nnx.Param)) for _, m in nnx.iter_modules(model)
-                  if isinstance(m, nnx.Embed))
+  embedding = sum(
+    _size(nnx.state(m, nnx.Param)) for _, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)
+  )
   if hasattr(model, "matmul_active_params"):
     matmul = int(model.matmul_active_params())
   else:
-    embed_ids = {id(x) for _, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)
-                 for x in jax.tree.leaves(nnx.state(m, nnx.Param))}
-    matmul = sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param))
-                 if len(x.shape) >= 2 and id(x) not in embed_ids)
+    embed_ids = {
+      id(x)
+      for _, m in nnx.iter_modules(model)
+      if isinstance(m, nnx.Embed)
+      for x in jax.tree.leaves(nnx.state(m, nnx.Param))
+    }
+    matmul = sum(
+      math.prod(x.shape)
+      for x in jax.tree.leaves(nnx.state(model, nnx.Param))
+      if len(x.shape) >= 2 and id(x) not in embed_ids
+    )
     if getattr(model, "tied_embeddings", False):
       matmul += embedding
-  return {"total": total, "embedding": embedding, "non_embedding": total - embedding,
-          "matmul_active": matmul}
+  return {
+    "total": total,
+    "embedding": embedding,
+    "non_embedding": total - embedding,
+    "matmul_active": matmul,
+  }

@@ -1,7 +1,8 @@
 """The device mesh: data parallelism over every device, axis types chosen explicitly."""
 
 import jax
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 DATA = "data"
 

@@ -30,8 +30,8 @@ def analytic_flops(params: dict, tokens: float, attention_flops_per_token: float
     (QKᵀ and attention-weighted values, the full T×T as XLA computes it).
   """
   return {
-      "6ND_total": 6.0 * params["total"] * tokens,
-      "6ND_non_embedding": 6.0 * params["non_embedding"] * tokens,
-      "attention_inclusive": (6.0 * params["matmul_active"] + 3.0 * attention_flops_per_token)
-                             * tokens,
+    "6ND_total": 6.0 * params["total"] * tokens,
+    "6ND_non_embedding": 6.0 * params["non_embedding"] * tokens,
+    "attention_inclusive": (6.0 * params["matmul_active"] + 3.0 * attention_flops_per_token)
+    * tokens,
   }

@@ -6,13 +6,26 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from flopsfit import flops, losses, mesh, train_step
+from flopsfit import losses
 from flopsfit.data.synthetic import ZipfMarkovLanguage
+from flopsfit.engine import flops, mesh
+from flopsfit.engine import step as step_lib
 from flopsfit.models.gpt import GPT
 
-OPTIM = ml_collections.ConfigDict(dict(
-    learning_rate=1e-2, schedule="cosine", warmup_fraction=0.05, decay_fraction=0.2,
-    final_lr_fraction=0.1, weight_decay=0.1, b1=0.9, b2=0.95, eps=1e-8, grad_clip=1.0))
+OPTIM = ml_collections.ConfigDict(
+  dict(
+    learning_rate=1e-2,
+    schedule="cosine",
+    warmup_fraction=0.05,
+    decay_fraction=0.2,
+    final_lr_fraction=0.1,
+    weight_decay=0.1,
+    b1=0.9,
+    b2=0.95,
+    eps=1e-8,
+    grad_clip=1.0,
+  )
+)
 
 
 def _build(d_model=32, n_layers=2, **kwargs):
@@ -35,16 +48,23 @@ def test_eight_devices_match_one_device():
   results = {}
   for n in (1, 8):
     m = mesh.data_mesh(jax.devices()[:n])
-    compiled = train_step.compile_step(_build(), loss_fn, OPTIM, m, batch, 16)
+    compiled = step_lib.compile_step(_build(), loss_fn, OPTIM, m, batch, 16)
     state = compiled.init(100)
     graphdef = nnx.graphdef(nnx.eval_shape(_build()))
-    grad_fn = jax.jit(train_step.loss_and_grads(graphdef, loss_fn),
-                      in_shardings=(mesh.replicated(m), mesh.replicated(m), mesh.batch_sharding(m)))
+    grad_fn = jax.jit(
+      step_lib.loss_and_grads(graphdef, loss_fn),
+      in_shardings=(mesh.replicated(m), mesh.replicated(m), mesh.batch_sharding(m)),
+    )
     (loss, _), grads = grad_fn(state["params"], state["model_state"], batch)
     state, metrics = compiled.single(state, jax.device_put(batch, mesh.batch_sharding(m)))
-    results[n] = dict(loss=float(loss), grads=jax.device_get(grads), flops=compiled.flops_per_step,
-                      per_device=compiled.flops_per_step_per_device,
-                      params=jax.device_get(state["params"]), step_loss=float(metrics["loss"]))
+    results[n] = dict(
+      loss=float(loss),
+      grads=jax.device_get(grads),
+      flops=compiled.flops_per_step,
+      per_device=compiled.flops_per_step_per_device,
+      params=jax.device_get(state["params"]),
+      step_loss=float(metrics["loss"]),
+    )
   one, eight = results[1], results[8]
   assert _rel(eight["loss"], one["loss"]) < 1e-5
   assert _rel(eight["step_loss"], one["step_loss"]) < 1e-5
@@ -64,20 +84,27 @@ def test_xla_flops_match_attention_inclusive_count():
   d_model, n_layers, seq_len, batch_size = 128, 2, 128, 8
   build = _build(d_model, n_layers)
   m = mesh.data_mesh(jax.devices()[:1])
-  compiled = train_step.compile_step(build, losses.next_token_cross_entropy(), OPTIM, m,
-                                     _batch(batch_size, seq_len), batch_size)
-  from flopsfit.params import count_params
+  compiled = step_lib.compile_step(
+    build, losses.next_token_cross_entropy(), OPTIM, m, _batch(batch_size, seq_len), batch_size
+  )
+  from flopsfit.engine.params import count_params
+
   model = nnx.eval_shape(build)
   tokens = batch_size * seq_len
-  analytic = flops.analytic_flops(count_params(model), tokens,
-                                  model.attention_flops_per_token(seq_len))["attention_inclusive"]
+  analytic = flops.analytic_flops(
+    count_params(model), tokens, model.attention_flops_per_token(seq_len)
+  )["attention_inclusive"]
   assert abs(compiled.flops_per_step / analytic - 1) < 0.05, (compiled.flops_per_step, analytic)
 
 
 def test_cost_analysis_forms_are_normalised():
   class Fake:
-    def __init__(self, value): self.value = value
-    def cost_analysis(self): return self.value
+    def __init__(self, value):
+      self.value = value
+
+    def cost_analysis(self):
+      return self.value
+
   assert flops.cost_analysis_flops(Fake({"flops": 10.0})) == 10.0
   assert flops.cost_analysis_flops(Fake([{"flops": 12.0}])) == 12.0
   assert flops.cost_analysis_flops(Fake(None)) is None
@@ -88,7 +115,8 @@ def test_cost_analysis_forms_are_normalised():
 
 @pytest.mark.parametrize("schedule", ["cosine", "wsd"])
 def test_schedule_warms_up_and_ends_at_final_fraction(schedule):
-  from flopsfit import optim
+  from flopsfit.engine import optim
+
   config = ml_collections.ConfigDict(OPTIM.to_dict())
   config.schedule = schedule
   lrs = np.array([float(optim.learning_rate(config, s, 200)) for s in range(200)])

@@ -44,7 +44,7 @@ def _decay_mask(params):
 def adamw_direction(optim) -> optax.GradientTransformation:
   """Clipped AdamW update direction at learning rate 1; the step scales it by -lr."""
   return optax.chain(
-      optax.clip_by_global_norm(optim.grad_clip),
-      optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
-      optax.add_decayed_weights(optim.weight_decay, mask=_decay_mask),
+    optax.clip_by_global_norm(optim.grad_clip),
+    optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
+    optax.add_decayed_weights(optim.weight_decay, mask=_decay_mask),
   )

@@ -1,7 +1,7 @@
 """Crash recovery with real subprocesses and real signals: a resumed run ends bitwise equal.
 
-Crashes are SIGKILLs at named points (`flopsfit/failpoints.py`): mid-step, mid-eval, and while
-a checkpoint is being written; preemption is a real SIGTERM.
+Crashes are SIGKILLs at named points (`flopsfit/engine/failpoints.py`): mid-step, mid-eval, and
+while a checkpoint is being written; preemption is a real SIGTERM.
 """
 
 import json
@@ -13,28 +13,37 @@ import sys
 import time
 
 import pytest
-
 from conftest import tiny_gpt_config, write_config_file
-from flopsfit import checkpoints, workdir as workdir_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from flopsfit import workdir as workdir_lib
+from flopsfit.engine import checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_ID = "c2e+10-d16-L2-s0"
 
 
-def _train(config_path, workdir, *flags, failpoint=None, cache=None, popen=False,
-           module="flopsfit.train"):
+def _train(
+  config_path, workdir, *flags, failpoint=None, cache=None, popen=False, module="flopsfit.train"
+):
   env = {k: v for k, v in os.environ.items() if k != "FLOPSFIT_FAILPOINT"}
   env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   if failpoint:
     env["FLOPSFIT_FAILPOINT"] = failpoint
-  args = [sys.executable, "-m", module, f"--config={config_path}",
-          f"--config.workdir={workdir}", *flags]
+  args = [
+    sys.executable,
+    "-m",
+    module,
+    f"--config={config_path}",
+    f"--config.workdir={workdir}",
+    *flags,
+  ]
   if cache:
     args.append(f"--config.compilation_cache_dir={cache}")
   if popen:
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+      args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
   return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -55,7 +64,11 @@ def _same_training(resumed_dir, reference_dir, run_id=RUN_ID):
   got, want = _metrics(resumed_dir, run_id), _metrics(reference_dir, run_id)
   assert [m["step"] for m in got] == [m["step"] for m in want]
   for g, w in zip(got, want):
-    assert (g["loss"], g["last_loss"], g["grad_norm"]) == (w["loss"], w["last_loss"], w["grad_norm"])
+    assert (g["loss"], g["last_loss"], g["grad_norm"]) == (
+      w["loss"],
+      w["last_loss"],
+      w["grad_norm"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +89,23 @@ def setup(tmp_path_factory):
   assert os.listdir(os.path.join(reference, "jax_cache"))
   # Checkpoints are deleted once the result is written (checkpoint.on_finish="delete").
   assert not os.path.exists(os.path.join(reference, "runs", RUN_ID, "checkpoints"))
-  return {"config": path, "reference": reference, "base": base,
-          "cache": os.path.join(reference, "jax_cache")}
+  return {
+    "config": path,
+    "reference": reference,
+    "base": base,
+    "cache": os.path.join(reference, "jax_cache"),
+  }
 
 
-@pytest.mark.parametrize("failpoint, resumed_from", [
-    ("train_call:50", 100),      # killed mid-step at step 250: back to the checkpoint at 200 (or
-                                 # 100 if 200 was still being written: a save waits for the last)
+@pytest.mark.parametrize(
+  "failpoint, resumed_from",
+  [
+    ("train_call:50", 100),  # killed mid-step at step 250: back to the checkpoint at 200 (or
+    # 100 if 200 was still being written: a save waits for the last)
     ("checkpoint_save:3", None),  # killed while writing the 3rd checkpoint (step 300)
-    ("eval_batch:2", "end"),     # killed inside the final eval: no step is trained again
-])
+    ("eval_batch:2", "end"),  # killed inside the final eval: no step is trained again
+  ],
+)
 def test_killed_run_resumes_bitwise(setup, failpoint, resumed_from, tmp_path):
   workdir = str(tmp_path / "run")
   crashed = _train(setup["config"], workdir, "--single", failpoint=failpoint, cache=setup["cache"])
@@ -127,8 +147,9 @@ def test_stop_signal_saves_a_checkpoint_and_exits_resumable(setup, tmp_path, sig
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous(setup, tmp_path):
   workdir = str(tmp_path / "run")
-  crashed = _train(setup["config"], workdir, "--single", failpoint="train_call:70",
-                   cache=setup["cache"])
+  crashed = _train(
+    setup["config"], workdir, "--single", failpoint="train_call:70", cache=setup["cache"]
+  )
   assert crashed.returncode == -signal.SIGKILL
   run_dir = os.path.join(workdir, "runs", RUN_ID)
   saved = sorted(int(s) for s in os.listdir(os.path.join(run_dir, "checkpoints")) if s.isdigit())
@@ -150,17 +171,21 @@ def test_checkpoint_of_another_config_is_refused(setup, tmp_path):
   source = str(tmp_path / "source")
   # Killed at step 350: the saves at 100 and 200 are complete (a save waits for the one before),
   # however slow the machine; an earlier kill can leave only a half-written one, which is ignored.
-  crashed = _train(setup["config"], source, "--single", failpoint="train_call:70",
-                   cache=setup["cache"])
+  crashed = _train(
+    setup["config"], source, "--single", failpoint="train_call:70", cache=setup["cache"]
+  )
   assert crashed.returncode == -signal.SIGKILL
   saved = os.listdir(os.path.join(source, "runs", RUN_ID, "checkpoints"))
   assert any(s.isdigit() for s in saved), saved
   other = str(tmp_path / "other")
   os.makedirs(os.path.join(other, "runs", RUN_ID))
-  shutil.copytree(os.path.join(source, "runs", RUN_ID, "checkpoints"),
-                  os.path.join(other, "runs", RUN_ID, "checkpoints"))
-  proc = _train(setup["config"], other, "--single", "--config.optim.weight_decay=0.0",
-                cache=setup["cache"])
+  shutil.copytree(
+    os.path.join(source, "runs", RUN_ID, "checkpoints"),
+    os.path.join(other, "runs", RUN_ID, "checkpoints"),
+  )
+  proc = _train(
+    setup["config"], other, "--single", "--config.optim.weight_decay=0.0", cache=setup["cache"]
+  )
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "checkpoint of another config or shape" in proc.stderr
   assert not os.path.exists(os.path.join(other, "runs", RUN_ID, "result.json"))
@@ -168,9 +193,14 @@ def test_checkpoint_of_another_config_is_refused(setup, tmp_path):
 
 def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tmp_path):
   workdir = str(tmp_path / "sweep")
-  flags = ["--config.sweep.budgets=(4e9,8e9)", "--config.sweep.shapes_per_budget=2",
-           "--config.sweep.decades=0.6", "--config.sweep.min_steps=20",
-           "--config.sweep.probe=False", "--config.checkpoint.every_steps=20"]
+  flags = [
+    "--config.sweep.budgets=(4e9,8e9)",
+    "--config.sweep.shapes_per_budget=2",
+    "--config.sweep.decades=0.6",
+    "--config.sweep.min_steps=20",
+    "--config.sweep.probe=False",
+    "--config.checkpoint.every_steps=20",
+  ]
   planned = _train(setup["config"], workdir, *flags, cache=setup["cache"], module="flopsfit.plan")
   assert planned.returncode == 0, planned.stderr[-3000:]
   plan = json.load(open(os.path.join(workdir, "sweep.json")))
@@ -178,11 +208,19 @@ def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tm
   calls_in_first_run = first // 5 + first % 5  # steps_per_call = 5, the rest one at a time
   # Killed 25 calls (125 steps) into the second run: its checkpoints every 20 steps are behind it.
   assert plan["runs"][1]["steps"] > 150
-  crashed = _train(setup["config"], workdir, *flags, failpoint=f"train_call:{calls_in_first_run + 25}",
-                   cache=setup["cache"])
+  crashed = _train(
+    setup["config"],
+    workdir,
+    *flags,
+    failpoint=f"train_call:{calls_in_first_run + 25}",
+    cache=setup["cache"],
+  )
   assert crashed.returncode == -signal.SIGKILL
-  done = [r["run_id"] for r in plan["runs"]
-          if os.path.exists(os.path.join(workdir, "runs", r["run_id"], "result.json"))]
+  done = [
+    r["run_id"]
+    for r in plan["runs"]
+    if os.path.exists(os.path.join(workdir, "runs", r["run_id"], "result.json"))
+  ]
   assert 0 < len(done) < len(plan["runs"])
   stamps = {r: os.path.getmtime(os.path.join(workdir, "runs", r, "result.json")) for r in done}
   rerun = _train(setup["config"], workdir, *flags, cache=setup["cache"])
@@ -192,7 +230,9 @@ def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tm
     assert result["status"] == "completed"
     steps = [m["step"] for m in _metrics(workdir, run["run_id"])]
     assert steps == sorted(set(steps)) and steps[-1] == result["steps"]
-  assert stamps == {r: os.path.getmtime(os.path.join(workdir, "runs", r, "result.json")) for r in done}
+  assert stamps == {
+    r: os.path.getmtime(os.path.join(workdir, "runs", r, "result.json")) for r in done
+  }
   trained = [line.split()[0] for line in rerun.stdout.splitlines() if line.endswith(" trained")]
   assert set(trained) == {r["run_id"] for r in plan["runs"]} - set(done)
   assert any(_result(workdir, r)["resumed_from_steps"] for r in trained)

@@ -1,0 +1,1 @@
+"""Trains one run: the step, optimizer, mesh, checkpoints, FLOP count and loop."""

@@ -1,0 +1,317 @@
+"""Trains one model to an exact FLOP budget and writes its run directory.
+
+`train_run(config)` is what `python -m flopsfit.train` calls; a notebook can call it with a
+ConfigDict. It writes `runs/<id>/config.json`, `metrics.jsonl` and, last and atomically,
+`result.json` (documented field by field in WORKSPACE.md).
+"""
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+
+from flopsfit import config_check, run_ids
+from flopsfit import identity as identity_lib
+from flopsfit import plugins as plugins_lib
+from flopsfit import workdir as workdir_lib
+from flopsfit.config_check import ConfigError
+from flopsfit.data import pipeline
+from flopsfit.engine import checkpoints as checkpoints_lib
+from flopsfit.engine import distributed, throughput
+from flopsfit.engine import flops as flops_lib
+from flopsfit.engine import mesh as mesh_lib
+from flopsfit.engine import params as params_lib
+from flopsfit.engine import provenance as provenance_lib
+from flopsfit.engine import step as step_lib
+from flopsfit.engine.evaluate import final_eval as run_final_eval
+from flopsfit.engine.loop import TrainLoop, resume_metrics
+
+
+def model_shape(config) -> dict:
+  """The shape fields of the model kwargs that a run id records (e.g. d_model, n_layers)."""
+  kwargs = config.model.kwargs
+  return {k: int(kwargs[k]) for k in config.model.get("shape_fields", ()) if k in kwargs}
+
+
+def run_id_of(config) -> str:
+  return config.get("run", "") or run_ids.format_run_id(
+    config.train.budget_flops, model_shape(config), config.seed
+  )
+
+
+def check_config(config, mesh) -> None:
+  train, devices = config.train, mesh.size
+  if not train.budget_flops or train.budget_flops <= 0:
+    raise ConfigError(
+      f"config.train.budget_flops: expected a positive FLOP budget, got {train.budget_flops}"
+    )
+  for field, value in (
+    ("train.batch_size", train.batch_size),
+    ("eval.batch_size", config.eval.batch_size),
+  ):
+    if value <= 0 or value % devices:
+      raise ConfigError(
+        f"config.{field}: {value} must be a positive multiple of the {devices} devices"
+      )
+  if train.steps_per_call < 1:
+    raise ConfigError(f"config.train.steps_per_call: expected >= 1, got {train.steps_per_call}")
+  if config.checkpoint.on_finish not in checkpoints_lib.ON_FINISH:
+    raise ConfigError(
+      f"config.checkpoint.on_finish: expected one of {checkpoints_lib.ON_FINISH}, "
+      f"got {config.checkpoint.on_finish!r}"
+    )
+  if config.checkpoint.keep < 1:
+    raise ConfigError(f"config.checkpoint.keep: expected >= 1, got {config.checkpoint.keep}")
+  if config.eval.tokens <= 0:
+    raise ConfigError(
+      f"config.eval.tokens: expected a positive token count, got {config.eval.tokens}"
+    )
+
+
+def _refuse_other_config(run_dir: str, config) -> None:
+  """A run directory made by a different config is not reused (fields that only say where
+  and how a run executes may differ)."""
+  path = os.path.join(run_dir, "config.json")
+  if os.path.exists(path):
+    existing = workdir_lib.read_json(path)
+    diff = identity_lib.differences(
+      identity_lib.identity(existing.get("config", {})), identity_lib.identity(config)
+    )
+    if diff:
+      raise ConfigError(
+        f"{path}: this run id was trained with a different config (differs in "
+        f"{', '.join(diff[:5])}); use a new workdir or remove that run directory"
+      )
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledRun:
+  """One run once its step is compiled: what the loop, the eval and result.json need."""
+
+  config: Any
+  run_id: str
+  shape: dict
+  mesh: Any
+  dataset: Any
+  train_source: Any
+  compiled: step_lib.CompiledStep
+  total_steps: int
+  units_per_step: int
+  eval_records: int
+  param_counts: dict
+  attention_per_token: float
+  peak: float | None
+  peak_source: str
+
+
+def train_run(config) -> dict:
+  """Trains the config's model for floor(budget / FLOPs per step) steps; returns the result."""
+  start_time = time.perf_counter()
+  config_check.check_fields(config)
+  distributed.enable_compilation_cache(config)
+  plugins = plugins_lib.load(config)
+  num_devices = config.train.get("devices", 0)
+  if not 0 <= num_devices <= jax.local_device_count():
+    raise ConfigError(
+      f"config.train.devices: {num_devices} requested; expected 0 (all) to "
+      f"{jax.local_device_count()} local devices"
+    )
+  mesh = mesh_lib.data_mesh(num_devices=num_devices)
+  check_config(config, mesh)
+  shape = model_shape(config)
+  plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
+  run_id = run_id_of(config)
+  run_dir = workdir_lib.run_dir(config.workdir, run_id)
+  result_path = os.path.join(run_dir, "result.json")
+  if os.path.exists(result_path):
+    previous = workdir_lib.read_json(result_path)
+    if previous.get("status") in workdir_lib.FINAL_STATUSES:
+      logging.info("%s: result.json exists (%s), nothing to do", run_id, previous["status"])
+      return previous
+    logging.info("%s: the last attempt %s; training again", run_id, previous.get("status"))
+  _refuse_other_config(run_dir, config)  # before compiling: nothing to do for another config
+  run = compile_run(config, plugins, mesh, shape, run_id, run_dir)
+
+  writer = jax.process_index() == 0
+  ckpt = checkpoints_lib.RunCheckpoints(
+    run_dir, identity_lib.fingerprint(config), config.checkpoint.keep
+  )
+  batches = pipeline.train_iterator(
+    run.train_source,
+    batch_size=config.train.batch_size,
+    seed=config.seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
+  state, progress = _restore_or_init(run, ckpt, batches)
+  metrics_path = os.path.join(run_dir, "metrics.jsonl")
+  kept_lines = resume_metrics(metrics_path, progress["step"]) if writer else []
+  with (
+    checkpoints_lib.StopSignals() as stop,
+    open(metrics_path if writer else os.devnull, "w") as metrics_file,
+  ):
+    metrics_file.writelines(kept_lines)
+    metrics_file.flush()
+    loop = TrainLoop(run, ckpt, batches, metrics_file, progress, start_time)
+    state = loop.train(state, stop)
+    final_eval = {}
+    if loop.status == "completed":
+      final_eval = run_final_eval(run, state, stop)
+      if not math.isfinite(final_eval.get("loss", float("nan"))):
+        loop.status, loop.error = "diverged", "non-finite eval loss"
+  ckpt.wait()
+
+  result = _result(run, loop, final_eval)
+  if writer:
+    workdir_lib.write_json_atomic(result_path, result)
+  ckpt.finish(config.checkpoint.on_finish)
+  return result
+
+
+def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -> CompiledRun:
+  """Compiles the step for this shape, fixes the step count, and writes config.json."""
+  dataset, batch_size = plugins.dataset, config.train.batch_size
+  abstract_model = plugins.abstract_model(shape)
+  param_counts = params_lib.count_params(abstract_model)
+  train_source = dataset.source("train")
+  example = {k: v[None] for k, v in train_source[0].items()}
+  compiled = step_lib.compile_step(
+    lambda: plugins.model(shape, config.seed),
+    plugins.loss,
+    config.optim,
+    mesh,
+    example,
+    batch_size,
+    config.train.steps_per_call,
+    config.eval.batch_size,
+  )
+  total_steps = int(config.train.budget_flops // compiled.flops_per_step)
+  if total_steps < 1:
+    raise ConfigError(
+      f"config.train.budget_flops: {config.train.budget_flops:.3g} is less than one "
+      f"step ({compiled.flops_per_step:.3g} FLOPs)"
+    )
+  units_per_step = batch_size * dataset.units_per_record
+  eval_records = (
+    math.ceil(config.eval.tokens / dataset.units_per_record / config.eval.batch_size)
+    * config.eval.batch_size
+  )
+  compute_dtype = str(config.model.kwargs.get("dtype", "float32"))
+  peak, peak_source = throughput.peak_flops(
+    mesh, compute_dtype, config.train.get("peak_flops", 0.0)
+  )
+  attention = getattr(abstract_model, "attention_flops_per_token", None)
+  run = CompiledRun(
+    config=config,
+    run_id=run_id,
+    shape=shape,
+    mesh=mesh,
+    dataset=dataset,
+    train_source=train_source,
+    compiled=compiled,
+    total_steps=total_steps,
+    units_per_step=units_per_step,
+    eval_records=eval_records,
+    param_counts=param_counts,
+    attention_per_token=attention(dataset.units_per_record) if callable(attention) else 0.0,
+    peak=peak,
+    peak_source=peak_source,
+  )
+  if jax.process_index() == 0:
+    workdir_lib.write_json_atomic(
+      os.path.join(run_dir, "config.json"),
+      {
+        "config": config.to_dict(),
+        "run_id": run_id,
+        "shape": shape,
+        "total_steps": total_steps,
+        "flops_per_step": compiled.flops_per_step,
+        "tokens_per_step": units_per_step,
+        "eval_records": eval_records,
+      },
+    )
+  logging.info(
+    "%s: N=%s (non-embedding %s), %d steps × %.4g FLOPs = %.4g of budget %.4g, "
+    "D=%d %s, compile %.1fs, peak %s FLOP/s (%s)",
+    run_id,
+    param_counts["total"],
+    param_counts["non_embedding"],
+    total_steps,
+    compiled.flops_per_step,
+    total_steps * compiled.flops_per_step,
+    config.train.budget_flops,
+    total_steps * units_per_step,
+    dataset.unit,
+    compiled.compile_seconds,
+    f"{peak:.3g}" if peak else "unknown",
+    peak_source,
+  )
+  return run
+
+
+def _restore_or_init(run: CompiledRun, ckpt, batches) -> tuple[dict, dict]:
+  """(state, progress) from the newest readable checkpoint (batches rewound to it), or fresh."""
+  restored = None
+  if ckpt.steps():
+    replicated = mesh_lib.replicated(run.mesh)
+    abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+      run.compiled.state_shapes,
+    )
+    restored = ckpt.restore_latest(abstract, batches)
+  if restored is None:
+    fresh = {"step": 0, "elapsed_seconds": 0.0, "window": {}, "resumed_from": []}
+    return run.compiled.init(np.int32(run.total_steps)), fresh
+  state, progress = restored
+  logging.info("%s: resumed from the checkpoint at step %d", run.run_id, progress["step"])
+  return state, {**progress, "resumed_from": progress["resumed_from"] + [progress["step"]]}
+
+
+def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
+  """result.json (WORKSPACE.md documents every field)."""
+  config, compiled, step = run.config, run.compiled, loop.step
+  tokens, wall = step * run.units_per_step, loop.elapsed()
+  return {
+    "run_id": run.run_id,
+    "status": loop.status,
+    "error": loop.error,
+    "seed": config.seed,
+    "budget_flops": float(config.train.budget_flops),
+    "shape": run.shape,
+    "steps": step,
+    "planned_steps": run.total_steps,
+    "batch_size": config.train.batch_size,
+    "learning_rate": float(config.optim.learning_rate),
+    "tokens": tokens,
+    "unit": run.dataset.unit,
+    "tokens_per_step": run.units_per_step,
+    "params": run.param_counts,
+    "flops_per_step": compiled.flops_per_step,
+    "flops_per_step_per_device": compiled.flops_per_step_per_device,
+    "flops": {
+      "xla": step * compiled.flops_per_step,
+      **flops_lib.analytic_flops(run.param_counts, tokens, run.attention_per_token),
+    },
+    "final_eval_loss": final_eval.get("loss"),
+    "final_eval_metrics": final_eval,
+    "eval_tokens": run.eval_records * run.dataset.units_per_record,
+    "final_train_loss": loop.last_train.get("loss"),
+    "loss_floor": getattr(run.dataset, "loss_floor", None),
+    "wall_seconds": wall,
+    "compile_seconds": compiled.compile_seconds,
+    "resumed_from_steps": loop.resumed_from,
+    "tokens_per_second": tokens / wall,
+    "peak_flops": run.peak,
+    "peak_flops_source": run.peak_source,
+    "mfu": (step * compiled.flops_per_step / wall / run.peak) if run.peak else None,
+    "plugins": {
+      f: {"factory": config[f].factory, "kwargs": plugins_lib.kwargs_of(config[f])}
+      for f in ("model", "dataset", "loss")
+    },
+    "provenance": provenance_lib.provenance(run.mesh),
+  }

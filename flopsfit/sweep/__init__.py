@@ -1,0 +1,1 @@
+"""Plans a sweep and runs it on the machine's devices."""

@@ -1,0 +1,73 @@
+"""The plan's time estimate: a short probe of the real training loop (data included)."""
+
+import math
+import time
+
+import jax
+import numpy as np
+
+from flopsfit.data import pipeline
+from flopsfit.engine import mesh as mesh_lib
+from flopsfit.engine import step as step_lib
+from flopsfit.sweep.run_config import run_config
+
+
+def estimate_times(config, plugins, runs: list[dict], example) -> dict:
+  """Seconds per run on this machine from a short probe of the real loop (data included).
+
+  The smallest and largest runs are timed; step time between them follows a power of the
+  FLOPs per step (small shapes use the machine less well, so time grows slower than FLOPs),
+  and each run adds the probe's compile time.
+  """
+  mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
+  smallest = min(runs, key=lambda r: r["flops_per_step"])
+  largest = max(runs, key=lambda r: r["flops_per_step"])
+  points = []
+  for run in [smallest, largest] if largest is not smallest else [smallest]:
+    cfg = run_config(config, run)
+    compiled = step_lib.compile_step(
+      lambda: plugins.model(run["shape"], run["seed"]),
+      plugins.loss,
+      cfg.optim,
+      mesh,
+      example,
+      run["batch_size"],
+      cfg.train.steps_per_call,
+      cfg.eval.batch_size,
+    )
+    k = compiled.steps_per_call
+    batches = pipeline.train_iterator(
+      plugins.dataset.source("train"),
+      batch_size=run["batch_size"],
+      seed=run["seed"],
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
+    state = compiled.init(np.int32(run["steps"]))
+    for _ in range(2):  # warm up: first call, and the data threads' read-ahead
+      state, metrics = step_lib.call_steps(compiled, state, batches, mesh, k)
+    jax.block_until_ready(metrics)
+    blocks = []  # the fastest of three blocks of two calls: robust to a busy moment
+    for _ in range(3):
+      start = time.perf_counter()
+      for _ in range(2):
+        state, metrics = step_lib.call_steps(compiled, state, batches, mesh, k)
+      jax.block_until_ready(metrics)
+      blocks.append((time.perf_counter() - start) / (2 * k))
+    points.append((run["flops_per_step"], min(blocks), compiled.compile_seconds))
+  (flops_0, seconds_0, _), (flops_1, seconds_1, _) = points[0], points[-1]
+  exponent = 1.0
+  if flops_1 > flops_0 and seconds_1 > seconds_0:
+    exponent = math.log(seconds_1 / seconds_0) / math.log(flops_1 / flops_0)
+  compile_s = max(p[2] for p in points)
+  seconds = {
+    r["run_id"]: r["steps"] * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent + compile_s
+    for r in runs
+  }
+  return {
+    "seconds": seconds,
+    "total_seconds": sum(seconds.values()),
+    "step_seconds": {f"{flops_0:.6g}": seconds_0, f"{flops_1:.6g}": seconds_1},
+    "step_seconds_exponent": exponent,
+    "compile_seconds": compile_s,
+  }
