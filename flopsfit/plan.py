@@ -6,6 +6,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from flopsfit import config_check, plugins
+from flopsfit import workdir as workdir_lib
 from flopsfit.engine import distributed, logs
 from flopsfit.sweep import planner
 
@@ -34,7 +35,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(planner.format_plan(plan))
-  print(f"wrote {config.workdir}/sweep.json")
+  print(f"wrote {workdir_lib.sweep_path(config.workdir)}")
 
 
 if __name__ == "__main__":

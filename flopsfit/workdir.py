@@ -1,4 +1,5 @@
-"""Files of a workdir: paths, atomic JSON writes, tolerant JSONL reads."""
+"""Files of a workdir: their names (defined here only), paths, atomic JSON writes, tolerant
+JSONL reads. WORKSPACE.md documents every file field by field."""
 
 import json
 import os
@@ -7,6 +8,21 @@ from collections.abc import Iterator
 from typing import Any
 
 FINAL_STATUSES = ("completed", "diverged")  # a run with one of these is not trained again
+
+# <workdir>/
+SWEEP = "sweep.json"  # the plan (plan)
+RUNS = "runs"  # one directory per run
+SCALING_LAWS = "scaling_laws.json"  # the fitted laws (analyze)
+PLOTS = "plots"  # figures and REPORT (plot)
+JAX_CACHE = "jax_cache"  # JAX's persistent compilation cache
+ARCHIVE = "archive"  # earlier sweeps moved aside by `plan --force`
+# <workdir>/runs/<run_id>/
+CONFIG = "config.json"  # the run's config and the numbers derived from it
+METRICS = "metrics.jsonl"  # one line per logged step
+RESULT = "result.json"  # the run's outcome, written last
+CHECKPOINTS = "checkpoints"  # Orbax checkpoints while the run trains
+# <workdir>/plots/
+REPORT = "report.md"  # the one-page report
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -43,9 +59,41 @@ def read_jsonl(path: str) -> Iterator[dict]:
         yield json.loads(line)
 
 
+def sweep_path(workdir: str) -> str:
+  return os.path.join(workdir, SWEEP)
+
+
+def scaling_laws_path(workdir: str) -> str:
+  return os.path.join(workdir, SCALING_LAWS)
+
+
+def plots_dir(workdir: str) -> str:
+  return os.path.join(workdir, PLOTS)
+
+
+def jax_cache_dir(workdir: str) -> str:
+  return os.path.join(workdir, JAX_CACHE)
+
+
+def archive_dir(workdir: str) -> str:
+  return os.path.join(workdir, ARCHIVE)
+
+
 def runs_dir(workdir: str) -> str:
-  return os.path.join(workdir, "runs")
+  return os.path.join(workdir, RUNS)
 
 
 def run_dir(workdir: str, run_id: str) -> str:
-  return os.path.join(workdir, "runs", run_id)
+  return os.path.join(workdir, RUNS, run_id)
+
+
+def result_path(workdir: str, run_id: str) -> str:
+  return os.path.join(run_dir(workdir, run_id), RESULT)
+
+
+def metrics_path(workdir: str, run_id: str) -> str:
+  return os.path.join(run_dir(workdir, run_id), METRICS)
+
+
+def config_path(workdir: str, run_id: str) -> str:
+  return os.path.join(run_dir(workdir, run_id), CONFIG)

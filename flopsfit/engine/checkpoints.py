@@ -15,6 +15,7 @@ import grain
 import orbax.checkpoint as ocp
 from absl import logging
 
+from flopsfit import workdir as workdir_lib
 from flopsfit.engine import failpoints
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "preempted; re-run the same command to resume"
@@ -33,7 +34,7 @@ class RunCheckpoints:
   """`<run_dir>/checkpoints/<step>/{state,data,progress}`, keeping the `keep` latest."""
 
   def __init__(self, run_dir: str, fingerprint: str, keep: int):
-    self.directory = os.path.abspath(os.path.join(run_dir, "checkpoints"))
+    self.directory = os.path.abspath(os.path.join(run_dir, workdir_lib.CHECKPOINTS))
     self.fingerprint = fingerprint
     self._manager = ocp.CheckpointManager(
       self.directory,

@@ -4,6 +4,8 @@ import os
 
 import jax
 
+from flopsfit import workdir as workdir_lib
+
 
 def initialize(
   coordinator_address: str | None = None,
@@ -36,6 +38,6 @@ def enable_compilation_cache(config) -> None:
   """
   if jax.config.jax_compilation_cache_dir:
     return
-  path = config.get("compilation_cache_dir", "") or os.path.join(config.workdir, "jax_cache")
+  path = config.get("compilation_cache_dir", "") or workdir_lib.jax_cache_dir(config.workdir)
   jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

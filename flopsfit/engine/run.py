@@ -76,7 +76,7 @@ def check_config(config, mesh) -> None:
 def _refuse_other_config(run_dir: str, config) -> None:
   """A run directory made by a different config is not reused (fields that only say where
   and how a run executes may differ)."""
-  path = os.path.join(run_dir, "config.json")
+  path = os.path.join(run_dir, workdir_lib.CONFIG)
   if os.path.exists(path):
     existing = workdir_lib.read_json(path)
     diff = identity_lib.differences(
@@ -127,7 +127,7 @@ def train_run(config) -> dict:
   plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
   run_id = run_id_of(config)
   run_dir = workdir_lib.run_dir(config.workdir, run_id)
-  result_path = os.path.join(run_dir, "result.json")
+  result_path = os.path.join(run_dir, workdir_lib.RESULT)
   if os.path.exists(result_path):
     previous = workdir_lib.read_json(result_path)
     if previous.get("status") in workdir_lib.FINAL_STATUSES:
@@ -149,7 +149,7 @@ def train_run(config) -> dict:
     process_count=jax.process_count(),
   )
   state, progress = _restore_or_init(run, ckpt, batches)
-  metrics_path = os.path.join(run_dir, "metrics.jsonl")
+  metrics_path = os.path.join(run_dir, workdir_lib.METRICS)
   kept_lines = resume_metrics(metrics_path, progress["step"]) if writer else []
   with (
     checkpoints_lib.StopSignals() as stop,
@@ -224,7 +224,7 @@ def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -
   )
   if jax.process_index() == 0:
     workdir_lib.write_json_atomic(
-      os.path.join(run_dir, "config.json"),
+      os.path.join(run_dir, workdir_lib.CONFIG),
       {
         "config": config.to_dict(),
         "run_id": run_id,

@@ -72,7 +72,7 @@ def optimum_centre(config, budget: float) -> tuple[float, str]:
   """Expected compute-optimal N (non-embedding) at `budget`, and where the guess comes from:
   an earlier analysis of this workdir when it has a frontier, else the tokens-per-parameter
   prior (C ≈ 6·N·D with D = prior·N)."""
-  path = os.path.join(config.workdir, "scaling_laws.json")
+  path = workdir_lib.scaling_laws_path(config.workdir)
   if os.path.exists(path):
     analysis = workdir_lib.read_json(path)
     for approach in ("approach3", "approach2"):
@@ -266,13 +266,13 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
   any run has results, planning refuses unless `force`, which moves the old sweep.json and
   runs/ into `<workdir>/archive/<time>/` (nothing is deleted).
   """
-  path = os.path.join(config.workdir, "sweep.json")
+  path = workdir_lib.sweep_path(config.workdir)
   runs_dir = workdir_lib.runs_dir(config.workdir)
   if os.path.exists(path):
     old = workdir_lib.read_json(path)
     if old.get("identity") != identity_lib.identity(config):
       has_results = os.path.isdir(runs_dir) and any(
-        os.path.exists(os.path.join(runs_dir, r, "result.json")) for r in os.listdir(runs_dir)
+        os.path.exists(os.path.join(runs_dir, r, workdir_lib.RESULT)) for r in os.listdir(runs_dir)
       )
       if has_results and not force:
         diff = identity_lib.differences(old.get("identity", {}), identity_lib.identity(config))
@@ -298,9 +298,9 @@ def _normalise(obj):
 
 
 def _archive(workdir: str) -> None:
-  target = os.path.join(workdir, "archive", time.strftime("%Y%m%d-%H%M%S"))
+  target = os.path.join(workdir_lib.archive_dir(workdir), time.strftime("%Y%m%d-%H%M%S"))
   os.makedirs(target, exist_ok=True)
-  for name in ("sweep.json", "runs", "scaling_laws.json", "plots"):
+  for name in (workdir_lib.SWEEP, workdir_lib.RUNS, workdir_lib.SCALING_LAWS, workdir_lib.PLOTS):
     source = os.path.join(workdir, name)
     if os.path.exists(source):
       os.replace(source, os.path.join(target, name))

@@ -38,7 +38,7 @@ def select_runs(plan: dict, run_ids=None, shard_index: int = 0, num_shards: int 
 
 
 def finished_result(workdir: str, run_id: str) -> dict | None:
-  path = os.path.join(workdir_lib.run_dir(workdir, run_id), "result.json")
+  path = workdir_lib.result_path(workdir, run_id)
   if not os.path.exists(path):
     return None
   result = workdir_lib.read_json(path)
@@ -53,7 +53,7 @@ def run_sweep(
   One failed or diverged run does not stop the others; a failed run's result.json records
   the error. Returns one summary row per selected run.
   """
-  path = os.path.join(config.workdir, "sweep.json")
+  path = workdir_lib.sweep_path(config.workdir)
   if os.path.exists(path) and not force_plan:
     plan = workdir_lib.read_json(path)
     if plan.get("identity") != identity_lib.identity(config):
@@ -101,9 +101,7 @@ def _failed_result(config, run: dict, error: Exception, seconds: float) -> dict:
     "flops": {"xla": 0.0},
     "wall_seconds": seconds,
   }
-  workdir_lib.write_json_atomic(
-    os.path.join(workdir_lib.run_dir(config.workdir, run["run_id"]), "result.json"), result
-  )
+  workdir_lib.write_json_atomic(workdir_lib.result_path(config.workdir, run["run_id"]), result)
   return result
 
 
