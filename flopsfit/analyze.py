@@ -23,6 +23,7 @@ from absl import (
 from ml_collections import config_flags  # noqa: E402
 
 from flopsfit import analysis  # noqa: E402
+from flopsfit import workdir as workdir_lib  # noqa: E402
 from flopsfit.analysis import report  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -46,13 +47,13 @@ _PREDICT = flags.DEFINE_list("predict", None, "Budgets to predict, e.g. 1e20,1e2
 _FLOPS = flags.DEFINE_enum(
   "flops_convention",
   None,
-  list(analysis.options.FLOPS_CONVENTIONS),
+  list(analysis.conventions.FLOPS_CONVENTIONS),
   "Overrides analysis.flops_convention.",
 )
 _PARAMS = flags.DEFINE_enum(
   "params_convention",
   None,
-  list(analysis.options.PARAMS_CONVENTIONS),
+  list(analysis.conventions.PARAMS_CONVENTIONS),
   "Overrides analysis.params_convention.",
 )
 _HUBER = flags.DEFINE_float("huber_delta", None, "Overrides analysis.huber_delta.")
@@ -89,7 +90,7 @@ def run() -> str:
     budget_rtol=_BUDGET_RTOL.value,
   )
   if _RESULTS.value:
-    out_path = _OUT.value or analysis.OUTPUT_NAME
+    out_path = _OUT.value or workdir_lib.SCALING_LAWS
     out = analysis.analyze_csv(
       _RESULTS.value,
       options,
@@ -106,7 +107,7 @@ def run() -> str:
     if not workdir:
       raise analysis.InputError("give --config (with config.workdir), --workdir, or --results")
     out = analysis.analyze_workdir(workdir, options, write=_OUT.value is None)
-    out_path = _OUT.value or os.path.join(workdir, analysis.OUTPUT_NAME)
+    out_path = _OUT.value or workdir_lib.scaling_laws_path(workdir)
     if _OUT.value:
       analysis.pipeline.write_json(out_path, out)
   print(report.summary(out))

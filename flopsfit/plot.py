@@ -25,6 +25,7 @@ from absl import (
 from ml_collections import config_flags  # noqa: E402
 
 from flopsfit import plotting  # noqa: E402
+from flopsfit import workdir as workdir_lib  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Overrides config.workdir.")
@@ -48,7 +49,7 @@ def _analyze_first(workdir: str, config) -> None:
   """Writes <workdir>/scaling_laws.json if it is missing; says so. Bad runs are not fatal."""
   from flopsfit import analysis
 
-  path = os.path.join(workdir, analysis.OUTPUT_NAME)
+  path = workdir_lib.scaling_laws_path(workdir)
   if os.path.exists(path):
     return
   print(f"{path} not found: running the analysis first (as python -m flopsfit.analyze would)")
@@ -69,7 +70,7 @@ def run() -> plotting.PlotResult:
     if loaded is None:
       raise plotting.PlotInputError("give --config (with config.workdir), --workdir or --analysis")
     out = _OUT.value or os.path.join(
-      os.path.dirname(os.path.abspath(_ANALYSIS.value)), plotting.PLOTS_DIR
+      os.path.dirname(os.path.abspath(_ANALYSIS.value)), workdir_lib.PLOTS
     )
     return plotting.plot_analysis(loaded, out, svg=_SVG.value, analysis_path=_ANALYSIS.value)
   if not os.path.isdir(workdir):

@@ -6,20 +6,21 @@ Notebook use:
   out = analysis.analyze_csv("runs.csv", n_column="N", c_column="C", loss_column="loss")
 """
 
+from flopsfit.analysis import conventions
 from flopsfit.analysis.errors import FitError, InputError
 from flopsfit.analysis.options import AnalysisOptions, from_config
-from flopsfit.analysis.pipeline import OUTPUT_NAME, analyze_csv, analyze_table, analyze_workdir
+from flopsfit.analysis.pipeline import analyze_csv, analyze_table, analyze_workdir
 from flopsfit.analysis.results import RunTable, load_csv, load_workdir
 
 __all__ = [
   "AnalysisOptions",
   "FitError",
   "InputError",
-  "OUTPUT_NAME",
   "RunTable",
   "analyze_csv",
   "analyze_table",
   "analyze_workdir",
+  "conventions",
   "from_config",
   "load_csv",
   "load_workdir",

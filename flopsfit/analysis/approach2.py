@@ -28,6 +28,13 @@ REASONS = (
 )
 
 
+def parabola(coefficients: np.ndarray, center: float, log_size) -> np.ndarray:
+  """loss = c0 + c1·x + c2·x², x = ln(size) - center: one budget's curve (`fit_N`, `fit_D`)."""
+  c0, c1, c2 = coefficients
+  x = np.asarray(log_size, float) - center
+  return c0 + c1 * x + c2 * x * x
+
+
 def _curves(
   log_size: np.ndarray, loss: np.ndarray, counts_BxR: np.ndarray
 ) -> dict[str, np.ndarray]:

@@ -105,6 +105,13 @@ def predict_loss(theta: np.ndarray, N, D) -> np.ndarray:
   return np.exp(e) + np.exp(a - alpha * np.log(N)) + np.exp(b - beta * np.log(D))
 
 
+def theta_of(params: dict[str, float]) -> np.ndarray:
+  """θ [5] of E, A, B, alpha, beta values (the inverse of `named`)."""
+  return np.array(
+    [np.log(params["A"]), np.log(params["B"]), np.log(params["E"]), params["alpha"], params["beta"]]
+  )
+
+
 def check_enough(N: np.ndarray, D: np.ndarray) -> None:
   """FitError unless there are enough runs and distinct sizes to identify the five parameters."""
   n_distinct, d_distinct = np.unique(N).size, np.unique(np.round(np.log(D), 9)).size

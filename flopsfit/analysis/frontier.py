@@ -21,6 +21,7 @@ C is the compute in the fitted FLOP convention, C = φ(N)·D with φ the FLOPs p
 """
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,12 +50,11 @@ class FlopModel:
     log_n = np.log(table.N)
     bracket = (float(log_n.min() - _SEARCH_MARGIN), float(log_n.max() + _SEARCH_MARGIN))
     if table.is_six_nd():
-      return cls(
-        (6.0,), (1.0,), True, float(np.max(np.abs(6 * table.N * table.D / table.C - 1))), bracket
-      )
+      error = float(np.max(np.abs(6 * table.N * table.D / table.C - 1)))
+      return cls(SIX_ND.coefficients, SIX_ND.powers, True, error, bracket)
     phi = table.C / table.D
     candidates = [_fit_power_law(log_n, phi), _fit_transformer(table.N, phi)]
-    errors = [float(np.max(np.abs(_phi(c, q, table.N) / phi - 1))) for c, q in candidates]
+    errors = [float(np.max(np.abs(flops_per_unit(c, q, table.N) / phi - 1))) for c, q in candidates]
     best = int(np.argmin(errors))
     return cls(*candidates[best], False, errors[best], bracket)
 
@@ -78,7 +78,12 @@ class FlopModel:
     }
 
 
-def _phi(coefficients, powers, N) -> np.ndarray:
+SIX_ND = FlopModel((6.0,), (1.0,), True, 0.0, (-np.inf, np.inf))  # C = 6·N·D
+
+
+def flops_per_unit(coefficients: Sequence[float], powers: Sequence[float], N) -> np.ndarray:
+  """φ(N) = Σ c_k·N^q_k, the FLOPs per unit of D (C = φ(N)·D); the arguments may be a
+  scaling_laws.json `flop_model`'s `coefficients` and `powers`."""
   return sum(c * np.power(N, q) for c, q in zip(coefficients, powers))
 
 

@@ -37,48 +37,55 @@ def check(table: RunTable, full_approach2: dict[str, Any] | None, delta: float) 
       observed = {"N_opt": entry["fit_N"]["N_opt"], "D_opt": entry["fit_D"]["D_opt"]}
   out["observed_optimum"] = observed or None
 
-  def compare(predicted: dict[str, float]) -> dict[str, Any]:
-    row = {f"{k}_predicted": float(v) for k, v in predicted.items()}
-    for k, v in predicted.items():
-      row[f"{k}_rel_error"] = float(v / observed[k] - 1) if k in observed else None
-    return row
-
   for name, module in (("approach1", approach1), ("approach2", approach2)):
     try:
       fit = module.fit(train)
-      out[name] = compare(
-        {k: fit[k]["coefficient"] * c_held ** fit[k]["exponent"] for k in ("N_opt", "D_opt")}
-      )
+      predicted = {
+        k: fit[k]["coefficient"] * c_held ** fit[k]["exponent"] for k in ("N_opt", "D_opt")
+      }
+      out[name] = _compare(predicted, observed)
     except FitError as e:
       out[name] = {"error": str(e)}
-
   try:
-    approach3.check_enough(train.N, train.D)
-    fit = approach3.fit_grid(approach3.Data.from_arrays(train.N, train.D, train.loss), delta)
-    predicted = approach3.predict_loss(fit.theta, table.N[held], table.D[held])
-    rel = predicted / table.loss[held] - 1
-    opt = frontier.optimum(fit.theta[None], np.array([c_held]), frontier.FlopModel.fit(table))
-    out["approach3"] = {
-      **compare({"N_opt": opt["N_opt"][0, 0], "D_opt": opt["D_opt"][0, 0]}),
-      "params": approach3.named(fit.theta),
-      "runs": [
-        {
-          "run_id": str(r),
-          "N": float(n),
-          "D": float(d),
-          "loss": float(l),
-          "predicted": float(p),
-          "rel_error": float(e),
-        }
-        for r, n, d, l, p, e in zip(
-          table.run_id[held], table.N[held], table.D[held], table.loss[held], predicted, rel
-        )
-      ],
-      "mean_abs_rel_error": float(np.mean(np.abs(rel))),
-      "max_abs_rel_error": float(np.max(np.abs(rel))),
-      "best_loss_predicted": float(opt["loss"][0, 0]),
-      "best_loss_observed": float(table.loss[held].min()),
-    }
+    out["approach3"] = _approach3(table, held, train, c_held, delta, observed)
   except FitError as e:
     out["approach3"] = {"error": str(e)}
   return out
+
+
+def _compare(predicted: dict[str, float], observed: dict[str, float]) -> dict[str, Any]:
+  """`<k>_predicted` and `<k>_rel_error` (None without an observed value) for each k."""
+  row = {f"{k}_predicted": float(v) for k, v in predicted.items()}
+  for k, v in predicted.items():
+    row[f"{k}_rel_error"] = float(v / observed[k] - 1) if k in observed else None
+  return row
+
+
+def _approach3(table, held, train, c_held: float, delta: float, observed) -> dict[str, Any]:
+  """Approach 3 fitted on `train`: each held-out run's loss, and N_opt, D_opt at c_held."""
+  approach3.check_enough(train.N, train.D)
+  fit = approach3.fit_grid(approach3.Data.from_arrays(train.N, train.D, train.loss), delta)
+  predicted = approach3.predict_loss(fit.theta, table.N[held], table.D[held])
+  rel = predicted / table.loss[held] - 1
+  opt = frontier.optimum(fit.theta[None], np.array([c_held]), frontier.FlopModel.fit(table))
+  return {
+    **_compare({"N_opt": opt["N_opt"][0, 0], "D_opt": opt["D_opt"][0, 0]}, observed),
+    "params": approach3.named(fit.theta),
+    "runs": [
+      {
+        "run_id": str(r),
+        "N": float(n),
+        "D": float(d),
+        "loss": float(l),
+        "predicted": float(p),
+        "rel_error": float(e),
+      }
+      for r, n, d, l, p, e in zip(
+        table.run_id[held], table.N[held], table.D[held], table.loss[held], predicted, rel
+      )
+    ],
+    "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+    "max_abs_rel_error": float(np.max(np.abs(rel))),
+    "best_loss_predicted": float(opt["loss"][0, 0]),
+    "best_loss_observed": float(table.loss[held].min()),
+  }

@@ -4,18 +4,21 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from flopsfit.analysis.conventions import (
+  DEFAULT_FLOPS,
+  DEFAULT_PARAMS,
+  FLOPS_CONVENTIONS,
+  PARAMS_CONVENTIONS,
+)
 from flopsfit.analysis.errors import InputError
-
-FLOPS_CONVENTIONS = ("xla", "6ND_total", "6ND_non_embedding", "attention_inclusive")
-PARAMS_CONVENTIONS = ("non_embedding", "total")
 
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisOptions:
   """How to fit. Every field is recorded in scaling_laws.json under "options"."""
 
-  flops_convention: str = "xla"  # Which result.json "flops" entry is C.
-  params_convention: str = "non_embedding"  # Which result.json "params" entry is N.
+  flops_convention: str = DEFAULT_FLOPS  # Which result.json "flops" entry is C.
+  params_convention: str = DEFAULT_PARAMS  # Which result.json "params" entry is N.
   huber_delta: float = 1e-3
   bootstrap_samples: int = 1000
   # Resample runs within each budget (keeps the IsoFLOP design); None: only when budgets are

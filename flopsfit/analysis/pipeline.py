@@ -1,6 +1,5 @@
 """The whole analysis: runs in, the scaling_laws.json dict out (fields in WORKSPACE.md)."""
 
-import os
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ from flopsfit.analysis.errors import FitError
 from flopsfit.analysis.options import AnalysisOptions
 
 VERSION = 1
-OUTPUT_NAME = "scaling_laws.json"
 _FLOP_MODEL_WARN = 0.05  # Warn when the FLOP model misses a run's C by more than this.
 
 
@@ -35,7 +33,7 @@ def analyze_workdir(
   """Analyzes `<workdir>/runs/*/result.json`; writes `<workdir>/scaling_laws.json` if `write`."""
   out = analyze_table(results.load_workdir(workdir, options), options)
   if write:
-    write_json(os.path.join(workdir, OUTPUT_NAME), out)
+    write_json(workdir_lib.scaling_laws_path(workdir), out)
   return out
 
 
@@ -60,7 +58,39 @@ def analyze_table(
   if table.excluded:
     listed = "; ".join(f"{e['run_id']} ({e['reason']})" for e in table.excluded)
     warnings.append(f"{len(table.excluded)} run(s) excluded: {listed}")
-  out: dict[str, Any] = {
+  out = _inputs_section(table, options)
+  if table.size == 0:
+    return _jsonable(_nothing_fitted(out, warnings))
+  flops = _flop_model(table, warnings)
+  out["flop_model"] = flops.to_json()
+  fits = _fit_approaches(table, options.huber_delta, out, warnings)
+  boot, out["bootstrap"] = _bootstrap(table, options, fits)
+
+  level = options.interval
+  c_grid = predictions.grid_of_C(table, options.frontier_points)
+  budgets = np.asarray(
+    options.predict if options.predict else predictions.default_budgets(table), float
+  )
+  grid_curves = {n: predictions.curves(n, f, boot.get(n), c_grid, flops) for n, f in fits.items()}
+  budget_curves = {
+    n: predictions.curves(n, f, boot.get(n), budgets, flops) for n, f in fits.items()
+  }
+  out.update(_approach_sections(table, fits, boot, grid_curves, c_grid, options, flops, warnings))
+  if boot:
+    out["bootstrap"]["failed"] = {
+      name: int(np.sum(~np.isfinite(b["theta"][:, 3] if name == "approach3" else b["N_exponent"])))
+      for name, b in boot.items()
+    }
+  out["frontier"] = predictions.frontier_bands(c_grid, grid_curves, level)
+  out["predictions"] = predictions.table_rows(budgets, budget_curves, table, level)
+  out["holdout"] = _holdout(table, fits, options.huber_delta, warnings)
+  out["warnings"] = warnings
+  return _jsonable(out)
+
+
+def _inputs_section(table: results.RunTable, options: AnalysisOptions) -> dict[str, Any]:
+  """What was fitted: source, conventions, options, runs, excluded runs, budgets."""
+  return {
     "version": VERSION,
     "source": table.source,
     "conventions": dict(table.conventions),
@@ -79,40 +109,55 @@ def analyze_table(
       )
     ],
   }
-  if table.size == 0:
-    message = "no usable runs"
-    for name in ("approach1", "approach2", "approach3"):
-      out[name] = {"status": "failed", "message": message}
-    out.update(
-      flop_model=None,
-      bootstrap=None,
-      frontier=None,
-      predictions=[],
-      holdout={"status": "failed", "message": message},
-      warnings=warnings + [message],
-    )
-    return _jsonable(out)
 
+
+def _nothing_fitted(out: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+  message = "no usable runs"
+  for name in ("approach1", "approach2", "approach3"):
+    out[name] = {"status": "failed", "message": message}
+  out.update(
+    flop_model=None,
+    bootstrap=None,
+    frontier=None,
+    predictions=[],
+    holdout={"status": "failed", "message": message},
+    warnings=warnings + [message],
+  )
+  return out
+
+
+def _flop_model(table: results.RunTable, warnings: list[str]) -> frontier.FlopModel:
   flops = frontier.FlopModel.fit(table)
-  out["flop_model"] = flops.to_json()
   if not flops.exact and flops.max_rel_error > _FLOP_MODEL_WARN:
     warnings.append(
       f"the FLOP model {flops.formula()} misses some run's C by "
       f"{flops.max_rel_error:.1%}; the frontier uses it"
     )
+  return flops
 
+
+def _fit_approaches(
+  table: results.RunTable, delta: float, out: dict[str, Any], warnings: list[str]
+) -> dict[str, Any]:
+  """The full-data fit of each approach that can be fitted; a failed one goes into `out`."""
   fits: dict[str, Any] = {}
   for name, fit_one in (
     ("approach1", approach1.fit),
     ("approach2", approach2.fit),
-    ("approach3", lambda t: _fit_approach3(t, options.huber_delta)),
+    ("approach3", lambda t: _fit_approach3(t, delta)),
   ):
     try:
       fits[name] = fit_one(table)
     except FitError as e:
       out[name] = {"status": "failed", "message": str(e), **e.details}
       warnings.append(f"{name}: {e}")
+  return fits
 
+
+def _bootstrap(
+  table: results.RunTable, options: AnalysisOptions, fits: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(per approach, its parameters on every resample; the output's `bootstrap` section)."""
   boot: dict[str, Any] = {}
   by_budget = (
     table.source["budgets_given"]
@@ -122,27 +167,24 @@ def analyze_table(
   if options.bootstrap_samples >= 2 and fits:
     counts = bootstrap.counts(table, options.bootstrap_samples, options.seed, by_budget)
     boot = bootstrap.refit(table, counts, fits, options.huber_delta)
-  out["bootstrap"] = {
+  section = {
     "samples": options.bootstrap_samples,
     "by_budget": by_budget,
     "seed": options.seed,
     "interval": options.interval,
   }
+  return boot, section
 
-  c_grid = predictions.grid_of_C(table, options.frontier_points)
-  budgets = np.asarray(
-    options.predict if options.predict else predictions.default_budgets(table), float
-  )
-  grid_curves, budget_curves = {}, {}
-  for name, fit in fits.items():
-    grid_curves[name] = predictions.curves(name, fit, boot.get(name), c_grid, flops)
-    budget_curves[name] = predictions.curves(name, fit, boot.get(name), budgets, flops)
 
-  level = options.interval
-  if "approach1" in fits:
-    out["approach1"] = _power_law_section(fits["approach1"], boot.get("approach1"), level)
+def _approach_sections(
+  table, fits, boot, grid_curves, c_grid, options, flops, warnings: list[str]
+) -> dict[str, Any]:
+  """The output section of every fitted approach, with its intervals."""
+  out = {}
+  for name in ("approach1", "approach2"):
+    if name in fits:
+      out[name] = _power_law_section(fits[name], boot.get(name), options.interval)
   if "approach2" in fits:
-    out["approach2"] = _power_law_section(fits["approach2"], boot.get("approach2"), level)
     left_out = [b for b in fits["approach2"]["budgets"] if not b["included"]]
     if left_out:
       warnings.append(_left_out_warning(left_out, len(fits["approach2"]["budgets"])))
@@ -157,24 +199,15 @@ def analyze_table(
       flops,
       warnings,
     )
-  if boot:
-    out["bootstrap"]["failed"] = {
-      name: int(np.sum(~np.isfinite(b["theta"][:, 3] if name == "approach3" else b["N_exponent"])))
-      for name, b in boot.items()
-    }
+  return out
 
-  out["frontier"] = predictions.frontier_bands(c_grid, grid_curves, level)
-  out["predictions"] = predictions.table_rows(budgets, budget_curves, table, level)
+
+def _holdout(table, fits, delta: float, warnings: list[str]) -> dict[str, Any]:
   try:
-    out["holdout"] = {
-      "status": "ok",
-      **holdout.check(table, fits.get("approach2"), options.huber_delta),
-    }
+    return {"status": "ok", **holdout.check(table, fits.get("approach2"), delta)}
   except FitError as e:
-    out["holdout"] = {"status": "failed", "message": str(e)}
     warnings.append(f"holdout: {e}")
-  out["warnings"] = warnings
-  return _jsonable(out)
+    return {"status": "failed", "message": str(e)}
 
 
 def _left_out_warning(left_out: list[dict[str, Any]], total: int) -> str:
@@ -222,8 +255,33 @@ def _power_law_section(
 def _approach3_section(
   table, fit: approach3.GridFit, boot, curves, c_grid, options, flops, warnings: list[str]
 ) -> dict[str, Any]:
-  level = options.interval
-  point = approach3.named(fit.theta)
+  outside = _approach3_warnings(fit, warnings)
+  return {
+    "status": "ok",
+    "params": _approach3_params(fit, boot, options.interval),
+    "theta": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.theta))),
+    "objective": fit.objective,
+    "objective_form": "sum over runs of Huber(delta) of log residuals",
+    "huber_delta": options.huber_delta,
+    "gradient_max": fit.grad_max,
+    "grid": {
+      "starts": int(fit.endpoints_objective.size),
+      "axes": {
+        n: [float(v) for v in ax] for n, ax in zip(approach3.PARAM_NAMES, approach3.GRID_AXES)
+      },
+    },
+    "winning_start": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.winning_start))),
+    "winning_start_on_boundary": fit.winning_start_on_boundary,
+    "starts_reaching_optimum": fit.starts_reaching_optimum,
+    "params_outside_grid": outside,
+    "frontier_method": "closed_form" if flops.exact else "numerical",
+    **_approach3_laws(curves, c_grid, options.interval),
+    "residuals": _residuals(table, fit),
+  }
+
+
+def _approach3_params(fit: approach3.GridFit, boot, level: float) -> dict[str, Any]:
+  """Estimates of E, A, B, alpha, beta, a, b: the fit and the bootstrap interval."""
   samples = None
   if boot is not None:
     theta = boot["theta"]
@@ -236,10 +294,14 @@ def _approach3_section(
       "a": theta[:, 4] / (theta[:, 3] + theta[:, 4]),
       "b": theta[:, 3] / (theta[:, 3] + theta[:, 4]),
     }
-  params = {
+  return {
     k: bootstrap.interval(None if samples is None else samples[k], v, level)
-    for k, v in point.items()
+    for k, v in approach3.named(fit.theta).items()
   }
+
+
+def _approach3_laws(curves, c_grid: np.ndarray, level: float) -> dict[str, Any]:
+  """N_opt and D_opt power laws summarising the frontier over `c_grid`, with intervals."""
   laws = {}
   for name in ("N_opt", "D_opt"):
     value, band = curves[name]
@@ -257,7 +319,11 @@ def _approach3_section(
       ),
       "exponent": bootstrap.interval(boot_exp, exponent[0], level),
     }
+  return laws
 
+
+def _approach3_warnings(fit: approach3.GridFit, warnings: list[str]) -> list[str]:
+  """Warns about a start-grid boundary optimum; returns the parameters outside the grid."""
   lo = np.array([ax[0] for ax in approach3.GRID_AXES])
   hi = np.array([ax[-1] for ax in approach3.GRID_AXES])
   outside = [n for n, v, l, h in zip(approach3.PARAM_NAMES, fit.theta, lo, hi) if not l <= v <= h]
@@ -268,45 +334,24 @@ def _approach3_section(
     )
   if outside:
     warnings.append(f"approach3: fitted {', '.join(outside)} outside the start grid's range")
+  return outside
 
+
+def _residuals(table: results.RunTable, fit: approach3.GridFit) -> list[dict[str, Any]]:
   data = approach3.Data.from_arrays(table.N, table.D, table.loss)
   predicted = approach3.predict_loss(fit.theta, table.N, table.D)
   log_residual = np.log(predicted) - data.log_loss
-  return {
-    "status": "ok",
-    "params": params,
-    "theta": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.theta))),
-    "objective": fit.objective,
-    "objective_form": "sum over runs of Huber(delta) of log residuals",
-    "huber_delta": options.huber_delta,
-    "gradient_max": fit.grad_max,
-    "grid": {
-      "starts": int(fit.endpoints_objective.size),
-      "axes": {
-        n: [float(v) for v in ax] for n, ax in zip(approach3.PARAM_NAMES, approach3.GRID_AXES)
-      },
-    },
-    "winning_start": dict(zip(approach3.PARAM_NAMES, (float(v) for v in fit.winning_start))),
-    "winning_start_on_boundary": fit.winning_start_on_boundary,
-    "starts_reaching_optimum": fit.starts_reaching_optimum,
-    "params_outside_grid": outside,
-    "frontier_method": "closed_form" if flops.exact else "numerical",
-    "N_opt": laws["N_opt"],
-    "D_opt": laws["D_opt"],
-    "residuals": [
-      {
-        "run_id": str(r),
-        "N": float(n),
-        "D": float(d),
-        "loss": float(l),
-        "predicted": float(p),
-        "log_residual": float(e),
-      }
-      for r, n, d, l, p, e in zip(
-        table.run_id, table.N, table.D, table.loss, predicted, log_residual
-      )
-    ],
-  }
+  return [
+    {
+      "run_id": str(r),
+      "N": float(n),
+      "D": float(d),
+      "loss": float(l),
+      "predicted": float(p),
+      "log_residual": float(e),
+    }
+    for r, n, d, l, p, e in zip(table.run_id, table.N, table.D, table.loss, predicted, log_residual)
+  ]
 
 
 def _jsonable(obj: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from flopsfit.analysis.options import AnalysisOptions
+
 
 def _num(v: float | None, fmt: str = ".4g") -> str:
   return "-" if v is None else format(v, fmt)
@@ -16,16 +18,23 @@ def _est(e: dict[str, Any] | None, fmt: str = ".4g") -> str:
   return f"{_num(e['value'], fmt)} [{_num(e['lo'], fmt)}, {_num(e['hi'], fmt)}]"
 
 
+def interval_label(out: dict[str, Any]) -> str:
+  """The bootstrap interval of a scaling_laws.json dict as a percentage, e.g. '90%'."""
+  level = (out.get("bootstrap") or {}).get("interval")
+  if level is None:
+    level = (out.get("options") or {}).get("interval", AnalysisOptions.interval)
+  return f"{100 * level:.4g}%"
+
+
 def summary(out: dict[str, Any]) -> str:
   """Human-readable lines: conventions, each approach, predictions, held-out, warnings."""
   conv = out["conventions"]
   boot = out.get("bootstrap") or {}
-  level = boot.get("interval", 0.95)
   lines = [
     f"runs: {len(out['runs'])} used, {len(out['excluded_runs'])} excluded; "
     f"{len(out['budgets'])} budgets",
     f"C: {conv['flops']}; N: {conv['params']}; D: {conv['data']}",
-    f"intervals: {level:.0%} bootstrap over {boot.get('samples', 0)} resamples",
+    f"intervals: {interval_label(out)} bootstrap over {boot.get('samples', 0)} resamples",
   ]
   for name, title in (
     ("approach1", "Approach 1 (loss envelope)"),
@@ -43,7 +52,36 @@ def summary(out: dict[str, Any]) -> str:
       f"{title}: N_opt = k*C^a, a = {_est(sec['N_opt']['exponent'], '.3f')}; "
       f"D_opt = k'*C^b, b = {_est(sec['D_opt']['exponent'], '.3f')}{extra}"
     )
-  sec = out["approach3"]
+  lines += _approach3_lines(out["approach3"])
+  if not any(k.startswith("approach") for row in out["predictions"] for k in row):
+    lines.append("predictions: none (no approach could be fitted)")
+  else:
+    lines.append("predictions (value [interval]; * = extrapolation):")
+    lines += _prediction_lines(out["predictions"])
+  lines += _holdout_lines(out["holdout"])
+  for w in out["warnings"]:
+    lines.append(f"WARNING: {w}")
+  return "\n".join(lines)
+
+
+def _prediction_lines(rows: list[dict[str, Any]]) -> list[str]:
+  lines = [f"  {'C':>10} {'approach':>9} {'N_opt':>30} {'D_opt':>30} {'D/N':>24} {'loss':>24}"]
+  for row in rows:
+    for name in ("approach3", "approach2", "approach1"):
+      if name not in row:
+        continue
+      r = row[name]
+      mark = "*" if row["extrapolation"] else " "
+      lines.append(
+        f"  {row['C']:>9.3g}{mark} {name[-1]:>9} {_est(r['N_opt'], '.3g'):>30} "
+        f"{_est(r['D_opt'], '.3g'):>30} {_est(r['D_per_N'], '.3g'):>24} "
+        f"{_est(r.get('loss'), '.4g'):>24}"
+      )
+  return lines
+
+
+def _approach3_lines(sec: dict[str, Any]) -> list[str]:
+  lines = []
   if sec["status"] != "ok":
     lines.append(f"Approach 3 (parametric L(N, D)): not fitted: {sec['message']}")
   else:
@@ -59,12 +97,11 @@ def summary(out: dict[str, Any]) -> str:
       f"{sec['objective']:.7g}; {sec['starts_reaching_optimum']} of "
       f"{sec['grid']['starts']} starts reach it; frontier: {sec['frontier_method']}"
     )
-  if not any(k.startswith("approach") for row in out["predictions"] for k in row):
-    lines.append("predictions: none (no approach could be fitted)")
-  else:
-    lines.append("predictions (value [interval]; * = extrapolation):")
-    lines += _prediction_lines(out["predictions"])
-  hold = out["holdout"]
+  return lines
+
+
+def _holdout_lines(hold: dict[str, Any]) -> list[str]:
+  lines = []
   if hold["status"] != "ok":
     lines.append(f"held-out check: not run: {hold['message']}")
   else:
@@ -84,22 +121,4 @@ def summary(out: dict[str, Any]) -> str:
           f"  {name}: N_opt rel error {r['N_opt_rel_error']:+.1%}, D_opt "
           f"{r['D_opt_rel_error']:+.1%} (vs the held-out budget's parabola minimum)"
         )
-  for w in out["warnings"]:
-    lines.append(f"WARNING: {w}")
-  return "\n".join(lines)
-
-
-def _prediction_lines(rows: list[dict[str, Any]]) -> list[str]:
-  lines = [f"  {'C':>10} {'approach':>9} {'N_opt':>30} {'D_opt':>30} {'D/N':>24} {'loss':>24}"]
-  for row in rows:
-    for name in ("approach3", "approach2", "approach1"):
-      if name not in row:
-        continue
-      r = row[name]
-      mark = "*" if row["extrapolation"] else " "
-      lines.append(
-        f"  {row['C']:>9.3g}{mark} {name[-1]:>9} {_est(r['N_opt'], '.3g'):>30} "
-        f"{_est(r['D_opt'], '.3g'):>30} {_est(r['D_per_N'], '.3g'):>24} "
-        f"{_est(r.get('loss'), '.4g'):>24}"
-      )
   return lines

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from flopsfit import workdir as workdir_lib
+from flopsfit.analysis import conventions as conventions_lib
 from flopsfit.analysis.errors import InputError
 from flopsfit.analysis.options import AnalysisOptions
 
@@ -144,12 +145,14 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
     raise InputError(f"{runs_path}: no runs to analyze")
   rows, excluded = [], []
   for run_id in run_ids:
-    path = os.path.join(runs_path, run_id, "result.json")
+    path = workdir_lib.result_path(workdir, run_id)
     if not os.path.exists(path):
       excluded.append({"run_id": run_id, "reason": "incomplete: no result.json"})
       continue
     try:
-      row = _row_from_result(workdir_lib.read_json(path), options)
+      row = conventions_lib.run_of_result(
+        workdir_lib.read_json(path), options.flops_convention, options.params_convention
+      )
     except ValueError as e:  # json.JSONDecodeError is a ValueError.
       excluded.append({"run_id": run_id, "reason": f"unreadable result.json: {e}"})
       continue
@@ -161,7 +164,7 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
   conventions = {
     "flops": options.flops_convention,
     "params": options.params_convention,
-    "data": "tokens",
+    "data": conventions_lib.DEFAULT_DATA,
   }
   source = {
     "kind": "workdir",
@@ -170,34 +173,6 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
     "budgets_from": "result.json budget_flops",
   }
   return _build(rows, True, options, excluded, conventions, source)
-
-
-def _row_from_result(result: Any, options: AnalysisOptions) -> dict[str, Any] | str:
-  """One usable row from a result.json, or the reason it is not usable."""
-  if not isinstance(result, dict):
-    return "result.json is not a JSON object"
-  status = result.get("status")
-  if status != "completed":
-    error = result.get("error")
-    return f"status {status!r}" + (f": {error}" if error else "")
-  try:
-    loss = result["final_eval_loss"]
-    N = result["params"][options.params_convention]
-    C = result["flops"][options.flops_convention]
-    D = result["tokens"]
-    budget = result["budget_flops"]
-  except (KeyError, TypeError) as e:
-    return f"result.json lacks field {e}"
-  values = {"loss": loss, "N": N, "C": C, "D": D, "budget": budget}
-  for name, value in values.items():
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-      what = "final_eval_loss" if name == "loss" else name
-      return f"{what} is {value!r}, not a finite number"
-    if name != "loss" and value <= 0:
-      return f"{name} is {value!r}, not positive"
-  values = {k: float(v) for k, v in values.items()}
-  values["run_id"] = result.get("run_id")
-  return values
 
 
 def load_csv(
@@ -221,7 +196,7 @@ def load_csv(
     records = list(reader)
   d_column = d_column if d_column is not None else ("D" if "D" in header else None)
   c_column = c_column if c_column is not None else ("C" if "C" in header else None)
-  named = {
+  columns = {
     "--n_column": n_column,
     "--loss_column": loss_column,
     "--d_column": d_column,
@@ -229,42 +204,16 @@ def load_csv(
     "--budget_column": budget_column,
     "--run_id_column": run_id_column,
   }
-  for flag, column in named.items():
-    if column is not None and column not in header:
-      raise InputError(f"{path}: no column {column!r} ({flag}); columns are {header}")
-  if d_column is None and c_column is None:
-    raise InputError(
-      f"{path}: needs a D or a C column (--d_column or --c_column); columns are {header}"
-    )
-
-  def number(record: dict[str, str], column: str, line: int) -> float:
-    text = (record.get(column) or "").strip()
-    if text == "" or text.lower() == "nan":
-      return math.nan
-    try:
-      return float(text)
-    except ValueError:
-      raise InputError(f"{path}:{line}: column {column!r} has {text!r}, not a number") from None
-
+  _check_columns(path, header, columns)
   rows, excluded = [], []
   for i, record in enumerate(records):
-    line = i + 2  # The header is line 1.
-    run_id = record[run_id_column].strip() if run_id_column else f"row{line}"
-    N = number(record, n_column, line)
-    loss = number(record, loss_column, line)
-    D = number(record, d_column, line) if d_column else math.nan
-    C = number(record, c_column, line) if c_column else math.nan
-    if not d_column:
-      D = C / (6.0 * N)
-    if not c_column:
-      C = 6.0 * N * D
-    budget = number(record, budget_column, line) if budget_column else C
-    values = {"N": N, "D": D, "C": C, "loss": loss, "budget": budget}
-    bad = [k for k, v in values.items() if not (math.isfinite(v) and (k == "loss" or v > 0))]
+    row = _csv_row(path, record, i + 2, columns)  # The header is line 1.
+    bad = [k for k, v in row.items() if k != "run_id" and not _usable(k, v)]
     if bad:
-      excluded.append({"run_id": run_id, "reason": f"missing or non-positive {', '.join(bad)}"})
-      continue
-    rows.append(dict(values, run_id=run_id))
+      reason = f"missing or non-positive {', '.join(bad)}"
+      excluded.append({"run_id": row["run_id"], "reason": reason})
+    else:
+      rows.append(row)
   if not rows and not excluded:
     raise InputError(f"{path}: no rows")
   conventions = {
@@ -281,3 +230,53 @@ def load_csv(
     "budgets_from": f"csv column {budget_column!r}",
   }
   return _build(rows, budget_column is not None, options, excluded, conventions, source)
+
+
+def _check_columns(path: str, header: list[str], columns: dict[str, str | None]) -> None:
+  """InputError naming the flag for a column not in the header, or for neither D nor C."""
+  for flag, column in columns.items():
+    if column is not None and column not in header:
+      raise InputError(f"{path}: no column {column!r} ({flag}); columns are {header}")
+  if columns["--d_column"] is None and columns["--c_column"] is None:
+    raise InputError(
+      f"{path}: needs a D or a C column (--d_column or --c_column); columns are {header}"
+    )
+
+
+def _csv_row(
+  path: str, record: dict[str, str], line: int, columns: dict[str, str | None]
+) -> dict[str, Any]:
+  """run_id, N, D, C, loss, budget of one CSV record (NaN where missing; C = 6·N·D fills in)."""
+
+  def number(flag: str) -> float:
+    column = columns[flag]
+    if column is None:
+      return math.nan
+    text = (record.get(column) or "").strip()
+    if text == "" or text.lower() == "nan":
+      return math.nan
+    try:
+      return float(text)
+    except ValueError:
+      raise InputError(f"{path}:{line}: column {column!r} has {text!r}, not a number") from None
+
+  run_id_column = columns["--run_id_column"]
+  N, loss, D, C = (number(f) for f in ("--n_column", "--loss_column", "--d_column", "--c_column"))
+  if not columns["--d_column"]:
+    D = C / (6.0 * N)
+  if not columns["--c_column"]:
+    C = 6.0 * N * D
+  budget = number("--budget_column") if columns["--budget_column"] else C
+  return {
+    "N": N,
+    "D": D,
+    "C": C,
+    "loss": loss,
+    "budget": budget,
+    "run_id": record[run_id_column].strip() if run_id_column else f"row{line}",
+  }
+
+
+def _usable(name: str, value: float) -> bool:
+  """Finite, and positive unless it is the loss."""
+  return math.isfinite(value) and (name == "loss" or value > 0)

@@ -18,7 +18,6 @@ from flopsfit.plotting.inputs import (
 from flopsfit.plotting.render import (
   FIGURES,
   NAMES,
-  PLOTS_DIR,
   PlotResult,
   figure_size,
   plot_analysis,
@@ -31,7 +30,6 @@ __all__ = [
   "Inputs",
   "NAMES",
   "NothingToPlot",
-  "PLOTS_DIR",
   "PlotInputError",
   "PlotResult",
   "figure_size",

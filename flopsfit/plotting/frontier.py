@@ -103,87 +103,14 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
 
   fig, axes = style.new_figure(FIGSIZE, ncols=2)
   for ax, (quantity, symbol, fit_key) in zip(axes, QUANTITIES):
-    for b in a2_budgets:
-      fit = b.get(fit_key) or {}
-      included = bool(b.get("included"))
-      if fit.get(quantity) is None or not (included or _bracketed(fit, quantity)):
-        continue  # A left-out budget's minimum far outside its runs would only mislead.
-      ax.plot(
-        [b["C_mean"]],
-        [fit[quantity]],
-        "o",
-        color=colors(b["budget"]),
-        markersize=8,
-        markeredgecolor="black",
-        markeredgewidth=0.6,
-        linestyle="none",
-        zorder=4,
-        alpha=1.0 if included else style.LEFT_OUT_ALPHA,
-        gid=style.gid(f"points-{quantity}", b["budget"]),
-      )
+    _draw_minima(ax, a2_budgets, quantity, fit_key, colors)
     for approach in APPROACHES:
       cur = curves.get((approach, quantity))
-      if cur is None:
-        continue
-      color = style.APPROACH_COLORS[approach]
-      inside, beyond = split_at(c_max, cur) if c_max else (cur, {k: v[:0] for k, v in cur.items()})
-      label = _law_label(analysis, approach, quantity)
-      if np.isfinite(cur["lo"]).any():
-        ax.fill_between(
-          cur["C"],
-          cur["lo"],
-          cur["hi"],
-          color=color,
-          alpha=style.BAND_ALPHA,
-          linewidth=0,
-          gid=style.gid(f"band-{approach}-{quantity}"),
-        )
-      ax.plot(
-        inside["C"],
-        inside["value"],
-        "-",
-        color=color,
-        linewidth=2,
-        label=label,
-        gid=style.gid(f"line-{approach}-{quantity}"),
-      )
-      if beyond["C"].size:
-        ax.plot(
-          beyond["C"],
-          beyond["value"],
-          "--",
-          color=color,
-          linewidth=2,
-          label=None if inside["C"].size else label,
-          gid=style.gid(f"extrapolation-{approach}-{quantity}"),
-        )
-      pred = [
-        (row["C"], row[approach][quantity]["value"])
-        for row in predicted_rows(analysis)
-        if ((row.get(approach) or {}).get(quantity) or {}).get("value")
-      ]
-      if pred:
-        ax.plot(
-          *zip(*pred),
-          "D",
-          color=color,
-          markersize=5.5,
-          markerfacecolor="white",
-          markeredgewidth=1.4,
-          linestyle="none",
-          zorder=5,
-          gid=style.gid(f"predictions-{approach}-{quantity}"),
-        )
+      if cur is not None:
+        _draw_law(ax, analysis, approach, quantity, cur, c_max)
     if c_max:
       ax.axvline(c_max, color="0.5", linestyle=":", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(style.c_label(analysis))
-    ax.set_ylabel(style.n_label(analysis) if symbol == "N" else style.d_label(analysis))
-    what = "model size" if symbol == "N" else "data"
-    ax.set_title(f"${quantity[0]}_{{\\rm opt}}$: compute-optimal {what}")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.grid(True, which="minor", alpha=0.08)
+    _label_panel(ax, analysis, quantity, symbol)
     _legend(
       ax,
       has_points,
@@ -191,10 +118,96 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
       bool(predicted_rows(analysis)),
       any(np.isfinite(c["lo"]).any() for c in curves.values()),
     )
-    notes = [inputs.why_not(a) for a in APPROACHES if not inputs.section(a)]
-    style.note(ax, notes)
+    style.note(ax, [inputs.why_not(a) for a in APPROACHES if not inputs.section(a)])
   fig.suptitle(TITLE)
   return fig
+
+
+def _draw_minima(ax, a2_budgets, quantity: str, fit_key: str, colors: style.BudgetColors):
+  """Approach 2's per-budget minima; a left-out budget's only when inside its runs."""
+  for b in a2_budgets:
+    fit = b.get(fit_key) or {}
+    included = bool(b.get("included"))
+    if fit.get(quantity) is None or not (included or _bracketed(fit, quantity)):
+      continue  # A left-out budget's minimum far outside its runs would only mislead.
+    ax.plot(
+      [b["C_mean"]],
+      [fit[quantity]],
+      "o",
+      color=colors(b["budget"]),
+      markersize=8,
+      markeredgecolor="black",
+      markeredgewidth=0.6,
+      linestyle="none",
+      zorder=4,
+      alpha=1.0 if included else style.LEFT_OUT_ALPHA,
+      gid=style.gid(f"points-{quantity}", b["budget"]),
+    )
+
+
+def _draw_law(ax, analysis, approach: str, quantity: str, cur, c_max: float | None):
+  """One approach's law: its band, solid up to the largest run, dashed beyond, and diamonds at
+  the prediction budgets."""
+  color = style.APPROACH_COLORS[approach]
+  inside, beyond = split_at(c_max, cur) if c_max else (cur, {k: v[:0] for k, v in cur.items()})
+  label = _law_label(analysis, approach, quantity)
+  if np.isfinite(cur["lo"]).any():
+    ax.fill_between(
+      cur["C"],
+      cur["lo"],
+      cur["hi"],
+      color=color,
+      alpha=style.BAND_ALPHA,
+      linewidth=0,
+      gid=style.gid(f"band-{approach}-{quantity}"),
+    )
+  ax.plot(
+    inside["C"],
+    inside["value"],
+    "-",
+    color=color,
+    linewidth=2,
+    label=label,
+    gid=style.gid(f"line-{approach}-{quantity}"),
+  )
+  if beyond["C"].size:
+    ax.plot(
+      beyond["C"],
+      beyond["value"],
+      "--",
+      color=color,
+      linewidth=2,
+      label=None if inside["C"].size else label,
+      gid=style.gid(f"extrapolation-{approach}-{quantity}"),
+    )
+  pred = [
+    (row["C"], row[approach][quantity]["value"])
+    for row in predicted_rows(analysis)
+    if ((row.get(approach) or {}).get(quantity) or {}).get("value")
+  ]
+  if pred:
+    ax.plot(
+      *zip(*pred),
+      "D",
+      color=color,
+      markersize=5.5,
+      markerfacecolor="white",
+      markeredgewidth=1.4,
+      linestyle="none",
+      zorder=5,
+      gid=style.gid(f"predictions-{approach}-{quantity}"),
+    )
+
+
+def _label_panel(ax, analysis, quantity: str, symbol: str) -> None:
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel(style.c_label(analysis))
+  ax.set_ylabel(style.n_label(analysis) if symbol == "N" else style.d_label(analysis))
+  what = "model size" if symbol == "N" else "data"
+  ax.set_title(f"${quantity[0]}_{{\\rm opt}}$: compute-optimal {what}")
+  ax.grid(True, which="major", alpha=0.3)
+  ax.grid(True, which="minor", alpha=0.08)
 
 
 def _legend(ax, has_points: bool, has_cmax: bool, has_predictions: bool, has_bands: bool):

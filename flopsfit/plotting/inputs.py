@@ -8,8 +8,7 @@ import os
 from typing import Any
 
 from flopsfit import workdir as workdir_lib
-
-ANALYSIS_NAME = "scaling_laws.json"
+from flopsfit.analysis import conventions
 
 
 class PlotInputError(Exception):
@@ -28,7 +27,7 @@ class Inputs:
   # Runs with a final loss: run_id, N, D, C, loss, budget (from the analysis if there is one,
   # else from the workdir's result.json files).
   runs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-  runs_from: str = ""  # "analysis" or "result.json"
+  runs_from: str = ""  # "analysis" or workdir.RESULT
   results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # run_id -> result
   curves: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)  # metrics rows
   workdir: str | None = None
@@ -46,7 +45,7 @@ class Inputs:
   @property
   def params_convention(self) -> str:
     options = (self.analysis or {}).get("options") or {}
-    return options.get("params_convention") or "non_embedding"
+    return options.get("params_convention") or conventions.DEFAULT_PARAMS
 
   def section(self, name: str) -> dict[str, Any] | None:
     """An analysis section whose status is ok, else None."""
@@ -56,7 +55,7 @@ class Inputs:
   def why_not(self, name: str) -> str:
     """Why the analysis has no `name` section to draw."""
     if self.analysis is None:
-      return f"no {ANALYSIS_NAME}"
+      return f"no {workdir_lib.SCALING_LAWS}"
     sec = self.analysis.get(name)
     if not isinstance(sec, dict):
       return f"{name}: not in the analysis"
@@ -105,7 +104,7 @@ def load_workdir(
   A missing file is noted in `missing`; an unreadable scaling_laws.json is a PlotInputError.
   """
   inputs = Inputs(workdir=workdir, config=config)
-  path = os.path.join(workdir, ANALYSIS_NAME)
+  path = workdir_lib.scaling_laws_path(workdir)
   if analysis is None and os.path.exists(path):
     analysis = read_analysis(path)
     inputs.analysis_path = path
@@ -119,11 +118,22 @@ def load_workdir(
   run_dirs = sorted(glob.glob(os.path.join(workdir_lib.runs_dir(workdir), "*", "")))
   if not run_dirs:
     inputs.missing.append(f"{workdir_lib.runs_dir(workdir)}: no runs")
+  _read_runs(inputs, run_dirs)
+  _note_stale_analysis(inputs, run_dirs)
+  if analysis is not None:
+    inputs.runs, inputs.runs_from = _runs_of_analysis(analysis), "analysis"
+  else:
+    inputs.runs, inputs.runs_from = _runs_of_results(inputs.results), workdir_lib.RESULT
+  return inputs
+
+
+def _read_runs(inputs: Inputs, run_dirs: list[str]) -> None:
+  """Each run's result.json and metrics.jsonl into `inputs`; what is missing into `missing`."""
   unfinished = []
   for run_dir in run_dirs:
     run_id = os.path.basename(os.path.normpath(run_dir))
-    result_path = os.path.join(run_dir, "result.json")
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    result_path = os.path.join(run_dir, workdir_lib.RESULT)
+    metrics_path = os.path.join(run_dir, workdir_lib.METRICS)
     if os.path.exists(result_path):
       try:
         inputs.results[run_id] = workdir_lib.read_json(result_path)
@@ -148,24 +158,23 @@ def load_workdir(
   if run_dirs and not inputs.curves:
     inputs.missing.append("no run has a metrics.jsonl with logged steps")
 
-  if inputs.analysis_path and os.path.exists(inputs.analysis_path) and run_dirs:
-    written = os.path.getmtime(inputs.analysis_path)
-    newer = [
-      d
-      for d in run_dirs
-      if os.path.exists(os.path.join(d, "result.json"))
-      and os.path.getmtime(os.path.join(d, "result.json")) > written
-    ]
-    if newer:
-      inputs.missing.append(
-        f"{inputs.analysis_path} is older than {len(newer)} result.json "
-        "file(s): the fits leave those runs out (re-run analyze)"
-      )
-  if analysis is not None:
-    inputs.runs, inputs.runs_from = _runs_of_analysis(analysis), "analysis"
-  else:
-    inputs.runs, inputs.runs_from = _runs_of_results(inputs.results), "result.json"
-  return inputs
+
+def _note_stale_analysis(inputs: Inputs, run_dirs: list[str]) -> None:
+  """Notes result.json files written after the analysis: its fits leave those runs out."""
+  if not (inputs.analysis_path and os.path.exists(inputs.analysis_path) and run_dirs):
+    return
+  written = os.path.getmtime(inputs.analysis_path)
+  newer = [
+    d
+    for d in run_dirs
+    if os.path.exists(os.path.join(d, workdir_lib.RESULT))
+    and os.path.getmtime(os.path.join(d, workdir_lib.RESULT)) > written
+  ]
+  if newer:
+    inputs.missing.append(
+      f"{inputs.analysis_path} is older than {len(newer)} result.json "
+      "file(s): the fits leave those runs out (re-run analyze)"
+    )
 
 
 def _runs_of_analysis(analysis: dict[str, Any]) -> list[dict[str, Any]]:
@@ -173,22 +182,12 @@ def _runs_of_analysis(analysis: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _runs_of_results(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-  """Completed runs with a finite final loss: N non-embedding, C XLA-counted, D tokens."""
+  """The runs the analysis would fit, read as it reads them (in its default conventions)."""
   runs = []
-  for run_id, r in sorted(results.items()):
-    if not isinstance(r, dict) or r.get("status", "completed") != "completed":
-      continue
-    params, flops = r.get("params") or {}, r.get("flops") or {}
-    row = {
-      "run_id": run_id,
-      "N": params.get("non_embedding"),
-      "D": r.get("tokens"),
-      "C": flops.get("xla"),
-      "loss": r.get("final_eval_loss"),
-      "budget": r.get("budget_flops"),
-    }
-    if _positive(row["N"], row["loss"]):
-      runs.append(row)
+  for run_id, result in sorted(results.items()):
+    row = conventions.run_of_result(result)
+    if isinstance(row, dict) and _positive(row["N"], row["loss"]):
+      runs.append(dict(row, run_id=run_id))
   return runs
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from flopsfit.analysis import approach2
 from flopsfit.plotting import style
 from flopsfit.plotting.inputs import Inputs, NothingToPlot
 
@@ -16,12 +17,10 @@ _CURVE_MARGIN = 1.3  # The parabola is drawn a little past the sampled sizes.
 
 
 def parabola(fit: dict[str, Any], num: int = 100) -> tuple[np.ndarray, np.ndarray]:
-  """(N, loss) along Approach 2's fit_N: loss = c0 + c1·x + c2·x², x = ln N − center."""
+  """(N, loss) along Approach 2's fit_N (`approach2.parabola`), a little past the sampled N."""
   lo, hi = fit["range"]
   n = np.geomspace(lo / _CURVE_MARGIN, hi * _CURVE_MARGIN, num)
-  c0, c1, c2 = fit["coefficients"]
-  x = np.log(n) - fit["center"]
-  return n, c0 + c1 * x + c2 * x * x
+  return n, approach2.parabola(fit["coefficients"], fit["center"], np.log(n))
 
 
 def condense(reasons: list[str]) -> str:
@@ -67,50 +66,7 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   many = len(groups) > _MAX_LEGEND_BUDGETS
   left_out_reasons: dict[str, int] = {}
   for g in groups:
-    b, color = g["budget"], colors(g["budget"])
-    alpha = 1.0 if g["included"] else style.LEFT_OUT_ALPHA
-    label = None if many else (style.budget_label(b) if b else "runs")
-    if not g["included"]:
-      reasons = condense(g["reasons"]) or "left out"
-      for key in sorted({r.split(": ", 1)[-1] for r in g["reasons"]}):
-        left_out_reasons[key] = left_out_reasons.get(key, 0) + 1
-      if label:
-        label = textwrap.fill(f"{label}, left out: {reasons}", 46)
-    pts = sorted(g["points"], key=lambda p: p["N"])
-    ax.plot(
-      [p["N"] for p in pts],
-      [p["loss"] for p in pts],
-      "o",
-      color=color,
-      alpha=alpha,
-      markersize=5.5,
-      markeredgecolor="white",
-      markeredgewidth=0.5,
-      label=label,
-      gid=style.gid("points", b),
-      zorder=3,
-    )
-    fit = g["fit"]
-    if _drawable(fit):
-      n, loss = parabola(fit)
-      ax.plot(
-        n, loss, "-", color=color, alpha=alpha, linewidth=1.6, gid=style.gid("fit", b), zorder=2
-      )
-      inside = fit.get("N_opt") is not None and fit["range"][0] <= fit["N_opt"] <= fit["range"][1]
-      if fit.get("loss_at_opt") is not None and (inside or g["included"]):
-        ax.plot(
-          [fit["N_opt"]],
-          [fit["loss_at_opt"]],
-          marker="*",
-          markersize=13,
-          color=color,
-          alpha=alpha,
-          markeredgecolor="black",
-          markeredgewidth=0.7,
-          linestyle="none",
-          gid=style.gid("minimum", b),
-          zorder=4,
-        )
+    _draw_budget(ax, g, colors, many, left_out_reasons)
   ax.set_xscale("log")
   style.log_if_decades(ax, "y", [p["loss"] for g in groups for p in g["points"]])
   style.plain_log_ticks(ax, "y")
@@ -122,10 +78,69 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
   ax.grid(True, which="major", alpha=0.3)
   ax.grid(True, which="minor", alpha=0.1)
   _top_ylim(ax, groups)
+  _legend(fig, ax, colors, groups, fitted, many, left_out_reasons)
+  notes = []
+  if not fitted:
+    notes.append(f"no parabolas: {inputs.why_not('approach2')}")
+  elif inputs.section("approach2") is None:
+    notes.append(inputs.why_not("approach2"))
+  style.note(ax, notes)
+  return fig
 
-  handles, labels = ax.get_legend_handles_labels()
+
+def _draw_budget(ax, g, colors, many: bool, left_out_reasons: dict[str, int]) -> None:
+  """One budget's points, parabola and minimum; counts a left-out budget's reasons."""
+  b, color = g["budget"], colors(g["budget"])
+  alpha = 1.0 if g["included"] else style.LEFT_OUT_ALPHA
+  label = None if many else (style.budget_label(b) if b else "runs")
+  if not g["included"]:
+    reasons = condense(g["reasons"]) or "left out"
+    for key in sorted({r.split(": ", 1)[-1] for r in g["reasons"]}):
+      left_out_reasons[key] = left_out_reasons.get(key, 0) + 1
+    if label:
+      label = textwrap.fill(f"{label}, left out: {reasons}", 46)
+  pts = sorted(g["points"], key=lambda p: p["N"])
+  ax.plot(
+    [p["N"] for p in pts],
+    [p["loss"] for p in pts],
+    "o",
+    color=color,
+    alpha=alpha,
+    markersize=5.5,
+    markeredgecolor="white",
+    markeredgewidth=0.5,
+    label=label,
+    gid=style.gid("points", b),
+    zorder=3,
+  )
+  fit = g["fit"]
+  if not _drawable(fit):
+    return
+  n, loss = parabola(fit)
+  ax.plot(n, loss, "-", color=color, alpha=alpha, linewidth=1.6, gid=style.gid("fit", b), zorder=2)
+  inside = fit.get("N_opt") is not None and fit["range"][0] <= fit["N_opt"] <= fit["range"][1]
+  if fit.get("loss_at_opt") is not None and (inside or g["included"]):
+    ax.plot(
+      [fit["N_opt"]],
+      [fit["loss_at_opt"]],
+      marker="*",
+      markersize=13,
+      color=color,
+      alpha=alpha,
+      markeredgecolor="black",
+      markeredgewidth=0.7,
+      linestyle="none",
+      gid=style.gid("minimum", b),
+      zorder=4,
+    )
+
+
+def _legend(fig, ax, colors, groups, fitted: bool, many: bool, left_out_reasons) -> None:
+  """One entry per budget beside the axes; with many budgets a colourbar and a legend below
+  that counts the left-out budgets per reason."""
   from matplotlib.lines import Line2D
 
+  handles, labels = ax.get_legend_handles_labels()
   if fitted:
     handles.append(Line2D([], [], color="0.3", linewidth=1.6))
     labels.append("Approach 2: parabola in ln N")
@@ -158,13 +173,6 @@ def draw(inputs: Inputs, colors: style.BudgetColors):
     ax.legend(
       handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False
     )
-  notes = []
-  if not fitted:
-    notes.append(f"no parabolas: {inputs.why_not('approach2')}")
-  elif inputs.section("approach2") is None:
-    notes.append(inputs.why_not("approach2"))
-  style.note(ax, notes)
-  return fig
 
 
 def _drawable(fit: dict[str, Any] | None) -> bool:

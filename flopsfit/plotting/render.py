@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 
+from flopsfit import workdir as workdir_lib
 from flopsfit.plotting import (
   frontier,
   isoflop,
@@ -23,7 +24,6 @@ from flopsfit.plotting import (
 )
 from flopsfit.plotting.inputs import Inputs, NothingToPlot
 
-PLOTS_DIR = "plots"
 FIGURES = (isoflop, frontier, loss_compute, parametric, training_curves, residuals)
 NAMES = tuple(m.NAME for m in FIGURES)
 
@@ -115,5 +115,5 @@ def plot_workdir(
   scaling_laws.json (or `analysis`), result.json files and metrics.jsonl files."""
   inputs = inputs_lib.load_workdir(workdir, analysis=analysis, config=config)
   return plot_inputs(
-    inputs, out_dir or os.path.join(workdir, PLOTS_DIR), svg, keep_figures, training_x
+    inputs, out_dir or workdir_lib.plots_dir(workdir), svg, keep_figures, training_x
   )

@@ -5,10 +5,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from flopsfit import workdir as workdir_lib
+from flopsfit.analysis import conventions
+from flopsfit.analysis.report import interval_label
 from flopsfit.plotting import style
 from flopsfit.plotting.inputs import Inputs
 
-NAME = "report.md"
+NAME = workdir_lib.REPORT
 CAPTIONS = {
   "isoflop": (
     "IsoFLOP curves",
@@ -48,14 +51,6 @@ _KNOWN_CONFIG = (  # (label, dotted path) shown on the report's config line when
   ("lr", "optim.learning_rate"),
   ("schedule", "optim.schedule"),
 )
-
-
-_FLOPS_MEANING = {
-  "xla": " (FLOPs of the compiled train step from XLA's cost analysis, times the steps run)",
-  "6ND_total": " (6·N·D with N all parameters)",
-  "6ND_non_embedding": " (6·N·D with N the non-embedding parameters)",
-  "attention_inclusive": " (6·N·D plus the attention FLOPs, Chinchilla App. F style)",
-}
 
 
 def write(inputs: Inputs, out_dir: str, figures: dict[str, str], missing: Sequence[str]) -> str:
@@ -154,10 +149,10 @@ def _setup(inputs: Inputs) -> list[str]:
     f"{src.get('runs_found', '?')} found in `{src.get('path', '?')}` "
     f"({src.get('kind', '?')}); {span} (budgets from {src.get('budgets_from', '?')})."
   )
+  meaning = conventions.flops_meaning(conv.get("flops"))
   out.append(
-    f"- **FLOP convention**: C = `{conv.get('flops')}`"
-    f"{_FLOPS_MEANING.get(conv.get('flops'), '')}; N = `{conv.get('params')}` "
-    f"parameters; D = `{conv.get('data')}`."
+    f"- **FLOP convention**: C = `{conv.get('flops')}`{f' ({meaning})' if meaning else ''}; "
+    f"N = `{conv.get('params')}` parameters; D = `{conv.get('data')}`."
   )
   fm = a.get("flop_model")
   if fm:
@@ -170,7 +165,7 @@ def _setup(inputs: Inputs) -> list[str]:
   boot, opts = a.get("bootstrap") or {}, a.get("options") or {}
   if boot.get("samples"):
     out.append(
-      f"- **Intervals**: central {boot.get('interval', 0.95):.0%} of "
+      f"- **Intervals**: central {interval_label(a)} of "
       f"{boot['samples']} bootstrap resamples "
       f"({'within budgets' if boot.get('by_budget') else 'over all runs'}); "
       f"Approach 3 Huber δ = {opts.get('huber_delta', '?')}."
@@ -259,6 +254,12 @@ def _holdout(a: dict[str, Any]) -> list[str]:
   return out + [text, ""]
 
 
+def _interval_note(a: dict[str, Any]) -> str:
+  if not (a.get("bootstrap") or {}).get("samples"):
+    return "no intervals: no bootstrap"
+  return f"{interval_label(a)} interval in brackets"
+
+
 def _predictions(a: dict[str, Any]) -> list[str]:
   """One row per budget: the primary approach's N, D, D/N and loss, and Approach 2's N_opt."""
   rows = a.get("predictions") or []
@@ -272,9 +273,9 @@ def _predictions(a: dict[str, Any]) -> list[str]:
   out = [
     "## Predictions",
     "",
-    f"Compute-optimal N, D and loss from {label} (95% interval in "
-    "brackets); \\* = extrapolation beyond the runs. Approach 1's and the rest of "
-    "Approach 2's are in scaling_laws.json.",
+    f"Compute-optimal N, D and loss from {label} ({_interval_note(a)}); \\* = extrapolation "
+    "beyond the runs. Approach 1's and the rest of Approach 2's are in "
+    f"{workdir_lib.SCALING_LAWS}.",
     "",
     head,
     "|---" * (6 if second else 5) + "|",

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib import figure as mfigure
 
+from flopsfit.analysis import conventions
+
 DPI = 110
 SINGLE = (8.5, 5.6)  # inches: one panel and an outside legend
 DOUBLE = (13.0, 5.6)  # two panels side by side
@@ -161,32 +163,23 @@ def log_if_decades(ax, axis: str, values: Sequence[float], decades: float = 1.0)
     getattr(ax, f"set_{axis}scale")("log")
 
 
-_FLOPS_LABELS = {
-  "xla": "XLA-measured",
-  "6ND_total": "6·N·D, N total",
-  "6ND_non_embedding": "6·N·D, N non-embedding",
-  "attention_inclusive": "attention-inclusive",
-}
-_PARAMS_LABELS = {"non_embedding": "non-embedding", "total": "total"}
-
-
 def _conventions(analysis: dict | None) -> dict:
   return (analysis or {}).get("conventions") or {}
 
 
 def c_label(analysis: dict | None) -> str:
-  conv = _conventions(analysis).get("flops", "xla")
-  return f"C: compute (FLOPs, {_FLOPS_LABELS.get(conv, conv)})"
+  conv = _conventions(analysis).get("flops", conventions.DEFAULT_FLOPS)
+  return f"C: compute (FLOPs, {conventions.flops_label(conv)})"
 
 
 def n_label(analysis: dict | None) -> str:
-  conv = _conventions(analysis).get("params", "non_embedding")
-  return f"N: parameters ({_PARAMS_LABELS.get(conv, conv)})"
+  conv = _conventions(analysis).get("params", conventions.DEFAULT_PARAMS)
+  return f"N: parameters ({conventions.params_label(conv)})"
 
 
 def d_label(analysis: dict | None) -> str:
-  conv = _conventions(analysis).get("data", "tokens")
-  return f"D: data ({conv})" if conv != "tokens" else "D: tokens"
+  conv = _conventions(analysis).get("data", conventions.DEFAULT_DATA)
+  return f"D: data ({conv})" if conv != conventions.DEFAULT_DATA else "D: tokens"
 
 
 LOSS_LABEL = "final loss (nats)"

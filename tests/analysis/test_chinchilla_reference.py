@@ -25,7 +25,7 @@ PATH = os.path.join(
 
 @pytest.mark.skipif(not os.path.exists(PATH), reason="Chinchilla reference data not present")
 def test_reproduces_the_published_refit():
-  """README numbers: objective 0.0010183 at E 1.8172, α 0.3473, β 0.3672 (240 runs)."""
+  """docs/analysis.md numbers: objective 0.0010183 at E 1.8172, α 0.3473, β 0.3672 (240 runs)."""
   table = load_csv(
     PATH,
     AnalysisOptions(max_loss=3.40593),
