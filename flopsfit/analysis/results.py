@@ -148,11 +148,7 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
     if not os.path.exists(path):
       excluded.append({"run_id": run_id, "reason": "incomplete: no result.json"})
       continue
-    try:
-      row = _row_from_result(workdir_lib.read_json(path), options)
-    except ValueError as e:  # json.JSONDecodeError is a ValueError.
-      excluded.append({"run_id": run_id, "reason": f"unreadable result.json: {e}"})
-      continue
+    row = _row_from_result(workdir_lib.read_json_object(path), options, path)
     if isinstance(row, str):
       excluded.append({"run_id": run_id, "reason": row})
       continue
@@ -172,32 +168,45 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
   return _build(rows, True, options, excluded, conventions, source)
 
 
-def _row_from_result(result: Any, options: AnalysisOptions) -> dict[str, Any] | str:
-  """One usable row from a result.json, or the reason it is not usable."""
-  if not isinstance(result, dict):
-    return "result.json is not a JSON object"
-  status = result.get("status")
+_RESULT_FIELDS = ("final_eval_loss", "params.{params}", "flops.{flops}", "tokens", "budget_flops")
+
+
+def _row_from_result(result: dict, options: AnalysisOptions, path: str) -> dict[str, Any] | str:
+  """One usable row from a result.json, or the reason it is not usable (a run that did not
+  complete, a non-finite or non-positive value). A field missing or of the wrong type is a
+  WorkdirFileError naming the file and field."""
+  status = workdir_lib.field(result, path, "status", str)
   if status != "completed":
     error = result.get("error")
     return f"status {status!r}" + (f": {error}" if error else "")
-  try:
-    loss = result["final_eval_loss"]
-    N = result["params"][options.params_convention]
-    C = result["flops"][options.flops_convention]
-    D = result["tokens"]
-    budget = result["budget_flops"]
-  except (KeyError, TypeError) as e:
-    return f"result.json lacks field {e}"
-  values = {"loss": loss, "N": N, "C": C, "D": D, "budget": budget}
-  for name, value in values.items():
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-      what = "final_eval_loss" if name == "loss" else name
-      return f"{what} is {value!r}, not a finite number"
-    if name != "loss" and value <= 0:
+  names = [
+    f.format(params=options.params_convention, flops=options.flops_convention)
+    for f in _RESULT_FIELDS
+  ]
+  raw = [workdir_lib.field(result, path, name, (int, float, type(None))) for name in names]
+  values = dict(zip(("loss", "N", "C", "D", "budget"), raw))
+  for value, name in zip(values.values(), names):
+    if value is None or not math.isfinite(value):
+      return f"{name} is {value!r}, not a finite number"
+    if value <= 0:
       return f"{name} is {value!r}, not positive"
   values = {k: float(v) for k, v in values.items()}
   values["run_id"] = result.get("run_id")
   return values
+
+
+def _unusable(values: dict[str, float | None]) -> str | None:
+  """Why a CSV row cannot be fitted (a value missing, non-finite or non-positive), else None."""
+  reasons = []
+  for kind, test in (
+    ("missing", lambda v: v is None),
+    ("non-finite", lambda v: v is not None and not math.isfinite(v)),
+    ("non-positive", lambda v: v is not None and math.isfinite(v) and v <= 0),
+  ):
+    bad = [k for k, v in values.items() if test(v)]
+    if bad:
+      reasons.append(f"{kind} {', '.join(bad)}")
+  return "; ".join(reasons) or None
 
 
 def load_csv(
@@ -215,10 +224,15 @@ def load_csv(
   budget column, runs are grouped into budgets by C (see `_cluster_budgets`)."""
   if not os.path.isfile(path):
     raise InputError(f"{path}: no such file (--results)")
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f)
-    header = reader.fieldnames or []
-    records = list(reader)
+  try:
+    with open(path, newline="") as f:
+      reader = csv.DictReader(f)
+      header = reader.fieldnames or []
+      records = list(reader)
+  except OSError as e:
+    raise InputError(f"{path}: cannot read ({e.strerror or e}) (--results)") from None
+  except (UnicodeDecodeError, csv.Error) as e:
+    raise InputError(f"{path}: not a CSV table ({e}) (--results)") from None
   d_column = d_column if d_column is not None else ("D" if "D" in header else None)
   c_column = c_column if c_column is not None else ("C" if "C" in header else None)
   named = {
@@ -237,10 +251,10 @@ def load_csv(
       f"{path}: needs a D or a C column (--d_column or --c_column); columns are {header}"
     )
 
-  def number(record: dict[str, str], column: str, line: int) -> float:
+  def number(record: dict[str, str], column: str, line: int) -> float | None:
     text = (record.get(column) or "").strip()
-    if text == "" or text.lower() == "nan":
-      return math.nan
+    if text == "":
+      return None
     try:
       return float(text)
     except ValueError:
@@ -252,17 +266,17 @@ def load_csv(
     run_id = record[run_id_column].strip() if run_id_column else f"row{line}"
     N = number(record, n_column, line)
     loss = number(record, loss_column, line)
-    D = number(record, d_column, line) if d_column else math.nan
-    C = number(record, c_column, line) if c_column else math.nan
-    if not d_column:
+    D = number(record, d_column, line) if d_column else None
+    C = number(record, c_column, line) if c_column else None
+    if not d_column and None not in (C, N) and N > 0:
       D = C / (6.0 * N)
-    if not c_column:
+    if not c_column and None not in (N, D):
       C = 6.0 * N * D
     budget = number(record, budget_column, line) if budget_column else C
     values = {"N": N, "D": D, "C": C, "loss": loss, "budget": budget}
-    bad = [k for k, v in values.items() if not (math.isfinite(v) and (k == "loss" or v > 0))]
-    if bad:
-      excluded.append({"run_id": run_id, "reason": f"missing or non-positive {', '.join(bad)}"})
+    reason = _unusable(values)
+    if reason:
+      excluded.append({"run_id": run_id, "reason": reason})
       continue
     rows.append(dict(values, run_id=run_id))
   if not rows and not excluded:
