@@ -10,6 +10,7 @@ traceback. The statuses are listed in docs/exit-statuses.md.
 import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from absl import app, flags
 
@@ -19,6 +20,8 @@ OK = 0
 INCOMPLETE = 1  # train: a run did not complete; analyze: no approach could be fitted
 USER_ERROR = 2  # a flag, config field or input file is wrong; nothing was written
 PREEMPTED = 75  # train: stopped by a signal after saving a checkpoint (EX_TEMPFAIL)
+
+T = TypeVar("T")
 
 
 def one_line(message: str) -> str:
@@ -32,8 +35,8 @@ def fail(message: str, status: int = USER_ERROR) -> None:
   sys.exit(status)
 
 
-def _unknown_field(error: Exception, argv: Sequence[str]) -> str | None:
-  """The message for an override of a config field that does not exist, else None."""
+def _unknown_field(error: Exception, argv: Sequence[str]) -> str:
+  """The message for an override of a config field that does not exist."""
   cause = error.args[0] if error.args and isinstance(error.args[0], KeyError) else error
   text = cause.args[0] if cause.args and isinstance(cause.args[0], str) else str(cause)
   name, _, hint = text.partition("\n")
@@ -62,9 +65,9 @@ def parse_flags(argv: list[str]) -> list[str]:
     remaining = flags.FLAGS(argv)
   except flags.Error as e:
     fail(_last_meaningful(str(e)))
-  except (AttributeError, KeyError) as e:  # ml_collections: an override of an unknown field
-    fail(_unknown_field(e, argv))
   except Exception as e:  # a config file that does not import or whose get_config raises
+    if isinstance(e, KeyError) or (e.args and isinstance(e.args[0], KeyError)):
+      fail(_unknown_field(e, argv))  # ml_collections: an override of an unknown field
     fail(f"--config: {type(e).__name__}: {_last_meaningful(str(e))}")
   for name in flags.FLAGS:
     error = _config_load_error(flags.FLAGS[name].value)
@@ -83,19 +86,25 @@ def _last_meaningful(message: str) -> str:
   return f"{head} {last}" if head.startswith("flag --") else last
 
 
+def call(fn: Callable[[], T], user_errors: tuple[type[Exception], ...] = ()) -> T:
+  """`fn()`, with the errors in `user_errors`, a WorkdirFileError, a UsageError and an OSError
+  naming a path turned into one `error:` line and exit USER_ERROR."""
+  try:
+    return fn()
+  except (*user_errors, workdir_lib.WorkdirFileError, app.UsageError) as e:
+    fail(str(e))
+  except OSError as e:  # a path given by the user that cannot be read or written
+    if e.filename is None:
+      raise
+    fail(f"{e.filename}: {e.strerror or e}")
+
+
 def run(main: Callable[[list[str]], None], user_errors: tuple[type[Exception], ...] = ()) -> None:
   """`absl.app.run(main)` under the error policy above."""
 
   def guarded(argv: list[str]) -> None:
     if len(argv) > 1:
       fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value)")
-    try:
-      main(argv)
-    except (*user_errors, workdir_lib.WorkdirFileError, app.UsageError) as e:
-      fail(str(e))
-    except OSError as e:  # a path given by the user that cannot be read or written
-      if e.filename is None:
-        raise
-      fail(f"{e.filename}: {e.strerror or e}")
+    call(lambda: main(argv), user_errors)
 
   app.run(guarded, flags_parser=parse_flags)

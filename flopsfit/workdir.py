@@ -60,6 +60,17 @@ def read_json_object(path: str) -> dict:
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
 
 
+def _describe(kinds: tuple) -> str:
+  """("a number or null") for (int, float, NoneType), and so on."""
+  names = ["a number"] if int in kinds and float in kinds else []
+  for kind in kinds:
+    if kind is type(None):
+      names.append("null")
+    elif not (names[:1] == ["a number"] and kind in (int, float)):
+      names.append(_TYPE_NAMES.get(kind, kind.__name__))
+  return " or ".join(names)
+
+
 def field(obj: dict, path: str, name: str, kind: type | tuple = (int, float)) -> Any:
   """`obj[a][b]...` for `name` = "a.b...", checked to be of `kind` (numbers are int or float,
   never bool); WorkdirFileError names the file and the field."""
@@ -69,7 +80,7 @@ def field(obj: dict, path: str, name: str, kind: type | tuple = (int, float)) ->
       raise WorkdirFileError(f"{path}: field {name!r} missing")
     value = value[part]
   if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
-    expected = "a number" if kind == (int, float) else _TYPE_NAMES.get(kind, str(kind))
+    expected = _describe(_kinds(kind))
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     raise WorkdirFileError(f"{path}: field {name!r} is {shown}; expected {expected}")
   return value
