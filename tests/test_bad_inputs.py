@@ -83,6 +83,9 @@ def base(tmp_path_factory):
       f.write(
         json.dumps({"step": step, "tokens": 512 * step, "flops": 1e6 * step, "loss": 3.0}) + "\n"
       )
+  runs = analysis_load_workdir(workdir, AnalysisOptions())
+  with open(os.path.join(workdir, "results.csv"), "w") as f:
+    f.write("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in zip(runs.N, runs.D, runs.loss)))
   return workdir, ids[0]
 
 
@@ -207,6 +210,26 @@ def _catalogue(run_id: str):
       (f"metrics.jsonl + {text}", metrics_line(text), b, f, words)
       for b, f in (("train", resume), ("plot", plot))
     ]
+  csv = lambda wd: load_csv(os.path.join(wd, "results.csv"), AnalysisOptions())  # noqa: E731
+  for offset, words in ((0, "no column 'N'"), (5, "no column 'loss'")):
+    name, cut = _truncate("results.csv", offset)
+    cases.append((name, cut, "analyze", csv, words))
+
+  def csv_text(data: bytes):
+    def apply(wd):
+      with open(os.path.join(wd, "results.csv"), "ab") as f:
+        f.write(data)
+
+    return apply
+
+  cases.append(("results.csv + a word", csv_text(b"1e4,2e5,abc\n"), "analyze", csv, "'abc'"))
+  cases.append(("results.csv + binary", csv_text(b"\xff\xfe\x00\n"), "analyze", csv, "not a CSV"))
+
+  def csv_dir(wd):
+    os.remove(os.path.join(wd, "results.csv"))
+    os.mkdir(os.path.join(wd, "results.csv"))
+
+  cases.append(("results.csv a directory", csv_dir, "analyze", csv, "not a file"))
   return cases
 
 
@@ -215,6 +238,7 @@ def test_the_base_workdir_is_usable(base):
   workdir, run_id = base
   assert runner.run_sweep(_sweep_config(workdir))[0]["action"] == "skipped"
   assert analysis_load_workdir(workdir, AnalysisOptions()).size == 15
+  assert load_csv(os.path.join(workdir, "results.csv"), AnalysisOptions()).size == 15
   assert plotting_load_workdir(workdir).curves[run_id]
   assert (
     len(loop_lib.resume_metrics(os.path.join(workdir, "runs", run_id, "metrics.jsonl"), 20)) == 2
@@ -343,3 +367,65 @@ def test_binaries_report_corrupt_workdir_files_and_nothing_to_fit(base, tmp_path
   proc = _binary("analyze", f"--results={csv}", f"--out={out}")
   _one_error_line(proc, 1, "no approach could be fitted", "not written")
   assert "row2 (non-finite loss)" in proc.stdout and out.read_text() == "{}"
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+  """A run directory with two checkpoints of a small state: steps 1 and 2."""
+  import grain
+  import numpy as np
+
+  run_dir = str(tmp_path_factory.mktemp("ckpt") / "run")
+  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
+  ckpt = checkpoints.RunCheckpoints(run_dir, "fp", keep=2)
+  for step in (1, 2):
+    next(iterator)
+    progress = {"step": step, "elapsed_seconds": 1.0, "window": {}, "resumed_from": []}
+    ckpt.save(step, {"w": np.arange(3.0) * step}, iterator, progress)
+    ckpt.wait()
+  return run_dir
+
+
+def _restore(run_dir: str, fingerprint: str = "fp"):
+  import grain
+  import jax
+  import numpy as np
+
+  abstract = {"w": jax.ShapeDtypeStruct((3,), np.float64)}
+  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
+  return checkpoints.RunCheckpoints(run_dir, fingerprint, keep=2).restore_latest(abstract, iterator)
+
+
+def test_an_unreadable_checkpoint_is_skipped_for_the_one_before(checkpointed, tmp_path, caplog):
+  """A corrupt or retyped progress record is not an error: the run resumes from step 1."""
+  progress = os.path.join("checkpoints", "2", "progress", "metadata")
+  corruptions = [_truncate(progress, offset) for offset in OFFSETS]
+  corruptions += [
+    _set_field(progress, name, value)
+    for name, value in (("step", "2"), ("window", []), ("resumed_from", None))
+  ]
+  for i, (name, corrupt) in enumerate(corruptions):
+    run_dir = str(tmp_path / f"case{i}")
+    shutil.copytree(checkpointed, run_dir)
+    corrupt(run_dir)
+    before = _files(run_dir)
+    caplog.clear()
+    state, restored = _restore(run_dir)
+    assert restored["step"] == 1 and list(state["w"]) == [0.0, 1.0, 2.0], name
+    assert any("checkpoints/2 is unreadable" in r.getMessage() for r in caplog.records), name
+    assert _files(run_dir) == before, name
+
+
+def test_a_checkpoint_of_another_config_is_a_user_error(checkpointed, tmp_path, capsys):
+  run_dir = str(tmp_path / "run")
+  shutil.copytree(checkpointed, run_dir)
+  before = _files(run_dir)
+  with pytest.raises(SystemExit) as exit:
+    cli.call(lambda: _restore(run_dir, fingerprint="other"), ERRORS["train"])
+  assert exit.value.code == cli.USER_ERROR
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and "checkpoint of another config" in lines[0]
+  assert _files(run_dir) == before

@@ -223,7 +223,8 @@ def load_csv(
   """Reads a table of runs. D or C may be absent (then C = 6·N·D fills it in); without a
   budget column, runs are grouped into budgets by C (see `_cluster_budgets`)."""
   if not os.path.isfile(path):
-    raise InputError(f"{path}: no such file (--results)")
+    what = "not a file" if os.path.exists(path) else "no such file"
+    raise InputError(f"{path}: {what} (--results)")
   try:
     with open(path, newline="") as f:
       reader = csv.DictReader(f)
