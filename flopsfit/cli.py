@@ -35,15 +35,20 @@ def fail(message: str, status: int = USER_ERROR) -> None:
   sys.exit(status)
 
 
-def _unknown_field(error: Exception, argv: Sequence[str]) -> str:
-  """The message for an override of a config field that does not exist."""
+def _unknown_field(error: Exception, argv: Sequence[str]) -> str | None:
+  """The message for an override of a config field that does not exist (ml_collections raises
+  a KeyError, or an AttributeError holding one), else None."""
+  if not (isinstance(error, KeyError) or (error.args and isinstance(error.args[0], KeyError))):
+    return None
   cause = error.args[0] if error.args and isinstance(error.args[0], KeyError) else error
   text = cause.args[0] if cause.args and isinstance(cause.args[0], str) else str(cause)
   name, _, hint = text.partition("\n")
   name = name.strip("'\"")
   overrides = [a.lstrip("-").split("=", 1)[0] for a in argv if re.match(r"--?\w+\.", a)]
-  matches = [o for o in overrides if o.rsplit(".", 1)[-1] == name]
-  flag = f"--{matches[0]}" if matches else "a --config.<field> override"
+  matches = [o for o in overrides if name in o.split(".")[1:]]
+  if not matches:
+    return None
+  flag = f"--{matches[0]}"
   hint = f" ({hint.strip().rstrip('?')}?)" if hint.strip() else ""
   return f"{flag}: the config has no field {name!r}{hint}"
 
@@ -66,9 +71,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     fail(_last_meaningful(str(e)))
   except Exception as e:  # a config file that does not import or whose get_config raises
-    if isinstance(e, KeyError) or (e.args and isinstance(e.args[0], KeyError)):
-      fail(_unknown_field(e, argv))  # ml_collections: an override of an unknown field
-    fail(f"--config: {type(e).__name__}: {_last_meaningful(str(e))}")
+    fail(_unknown_field(e, argv) or f"--config: {type(e).__name__}: {_last_meaningful(str(e))}")
   for name in flags.FLAGS:
     error = _config_load_error(flags.FLAGS[name].value)
     if error:

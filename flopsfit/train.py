@@ -57,6 +57,8 @@ def main(argv):
   config_check.check_fields(config, sweep=train_sweep)
   workdir_lib.check_workdir(config.workdir)
   if _PEAK_FLOPS.value is not None:
+    if not _PEAK_FLOPS.value > 0:
+      raise config_check.ConfigError(f"--peak_flops: expected FLOP/s > 0, got {_PEAK_FLOPS.value}")
     config.train.peak_flops = _PEAK_FLOPS.value
   try:
     if train_sweep:
