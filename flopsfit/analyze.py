@@ -10,19 +10,15 @@ flopsfit.analysis.
 """
 
 import os
-import sys
 
 # The fits make many small BLAS calls, for which OpenBLAS threads only add wake-up latency (twice
 # as slow on two busy cores). Set before numpy loads; an explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from absl import (
-  app,  # noqa: E402
-  flags,  # noqa: E402
-)
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from flopsfit import analysis  # noqa: E402
+from flopsfit import analysis, cli  # noqa: E402
 from flopsfit import workdir as workdir_lib  # noqa: E402
 from flopsfit.analysis import report  # noqa: E402
 
@@ -74,8 +70,14 @@ def _predict_budgets() -> list[float] | None:
     ) from None
 
 
+APPROACHES = ("approach1", "approach2", "approach3")
+
+
 def run() -> str:
-  """Does the analysis the flags ask for; returns the path written."""
+  """Does the analysis the flags ask for; returns the path written.
+
+  Nothing is written when no approach could be fitted (an earlier scaling_laws.json stays).
+  """
   config = _CONFIG.value
   section = config.get("analysis") if config is not None else None
   options = analysis.from_config(
@@ -94,7 +96,6 @@ def run() -> str:
     out = analysis.analyze_csv(
       _RESULTS.value,
       options,
-      out_path=out_path,
       n_column=_N_COLUMN.value,
       loss_column=_LOSS_COLUMN.value,
       d_column=_D_COLUMN.value,
@@ -106,24 +107,22 @@ def run() -> str:
     workdir = _WORKDIR.value or (config.get("workdir") if config is not None else None)
     if not workdir:
       raise analysis.InputError("give --config (with config.workdir), --workdir, or --results")
-    out = analysis.analyze_workdir(workdir, options, write=_OUT.value is None)
+    workdir_lib.check_workdir(workdir, "--workdir" if _WORKDIR.value else "config.workdir")
+    out = analysis.analyze_workdir(workdir, options, write=False)
     out_path = _OUT.value or workdir_lib.scaling_laws_path(workdir)
-    if _OUT.value:
-      analysis.pipeline.write_json(out_path, out)
   print(report.summary(out))
+  failed = [f"{name}: {out[name].get('message')}" for name in APPROACHES]
+  if all(out[name].get("status") != "ok" for name in APPROACHES):
+    cli.fail(f"no approach could be fitted, {out_path} not written ({'; '.join(failed)})", 1)
+  analysis.pipeline.write_json(out_path, out)
   return out_path
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    path = run()
-  except analysis.InputError as e:
-    print(f"analyze: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  del argv  # cli.run refuses positional arguments
+  path = run()
   print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, (analysis.InputError,))

@@ -1,11 +1,9 @@
 """Plans an IsoFLOP sweep into <workdir>/sweep.json: `python -m flopsfit.plan --config=...`."""
 
-import sys
-
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from flopsfit import config_check, plugins
+from flopsfit import cli, config_check, plugins
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import distributed, logs
 from flopsfit.sweep import planner
@@ -21,22 +19,18 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
+  del argv  # cli.run refuses positional arguments
   logs.flopsfit_info_only()
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
-  try:
-    config_check.check_fields(config, sweep=True)
-    distributed.enable_compilation_cache(config)
-    plan = planner.load_or_plan(
-      config, force=_FORCE.value, probe=_PROBE.value and config.sweep.get("probe", True)
-    )
-  except (planner.PlanError, plugins.PluginError, config_check.ConfigError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  config_check.check_fields(config, sweep=True)
+  workdir_lib.check_workdir(config.workdir)
+  distributed.enable_compilation_cache(config)
+  plan = planner.load_or_plan(
+    config, force=_FORCE.value, probe=_PROBE.value and config.sweep.get("probe", True)
+  )
   print(planner.format_plan(plan))
   print(f"wrote {workdir_lib.sweep_path(config.workdir)}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, (planner.PlanError, plugins.PluginError, config_check.ConfigError))

@@ -18,13 +18,10 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-from absl import (
-  app,  # noqa: E402
-  flags,  # noqa: E402
-)
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from flopsfit import plotting  # noqa: E402
+from flopsfit import cli, plotting  # noqa: E402
 from flopsfit import workdir as workdir_lib  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -88,13 +85,8 @@ def run() -> plotting.PlotResult:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    result = run()
-  except plotting.PlotInputError as e:
-    print(f"plot: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  del argv  # cli.run refuses positional arguments
+  result = run()
   for paths in result.paths.values():
     print(f"wrote {', '.join(paths)}")
   print(f"wrote {result.report}")
@@ -105,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, (plotting.PlotInputError,))

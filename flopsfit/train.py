@@ -8,10 +8,11 @@ is in libraries.
 
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from flopsfit import config_check, plugins
+from flopsfit import cli, config_check, plugins
+from flopsfit import workdir as workdir_lib
 from flopsfit.engine import checkpoints, distributed, logs
 from flopsfit.engine import run as run_lib
 from flopsfit.sweep import planner, runner
@@ -48,16 +49,18 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
+  del argv  # cli.run refuses positional arguments
   logs.flopsfit_info_only()
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
+  train_sweep = "sweep" in config and not _SINGLE.value
+  config_check.check_fields(config, sweep=train_sweep)
+  workdir_lib.check_workdir(config.workdir)
+  if _PEAK_FLOPS.value is not None:
+    if not _PEAK_FLOPS.value > 0:
+      raise config_check.ConfigError(f"--peak_flops: expected FLOP/s > 0, got {_PEAK_FLOPS.value}")
+    config.train.peak_flops = _PEAK_FLOPS.value
   try:
-    train_sweep = "sweep" in config and not _SINGLE.value
-    config_check.check_fields(config, sweep=train_sweep)
-    if _PEAK_FLOPS.value is not None:
-      config.train.peak_flops = _PEAK_FLOPS.value
     if train_sweep:
       rows = runner.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
       print(runner.format_summary(rows))
@@ -67,24 +70,24 @@ def main(argv):
           f"sweep incomplete: {len(incomplete)} run(s) not completed: {', '.join(incomplete)}",
           file=sys.stderr,
         )
-        sys.exit(1)
+        sys.exit(cli.INCOMPLETE)
       return
     result = run_lib.train_run(config)
-  except (
-    plugins.PluginError,
-    config_check.ConfigError,
-    planner.PlanError,
-    checkpoints.CheckpointMismatch,
-  ) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
   except checkpoints.Preempted as e:
     print(f"preempted ({e}): checkpoint saved; re-run the same command to resume", file=sys.stderr)
-    sys.exit(checkpoints.PREEMPTED_EXIT_CODE)
+    sys.exit(cli.PREEMPTED)
   if result["status"] != "completed":
     print(f"run {result['run_id']} {result['status']}: {result['error']}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(cli.INCOMPLETE)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(
+    main,
+    (
+      plugins.PluginError,
+      config_check.ConfigError,
+      planner.PlanError,
+      checkpoints.CheckpointMismatch,
+    ),
+  )

@@ -1,6 +1,7 @@
 """Analysis options: the FLOP and parameter conventions, fitter and bootstrap settings."""
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,12 @@ class AnalysisOptions:
       raise InputError(f"analysis.bootstrap_samples: expected >= 0, found {self.bootstrap_samples}")
     if not 0 < self.interval < 1:
       raise InputError(f"analysis.interval: expected in (0, 1), found {self.interval}")
+    if not self.budget_rtol >= 0:
+      raise InputError(f"analysis.budget_rtol: expected >= 0, found {self.budget_rtol}")
+    if self.max_loss is not None and not math.isfinite(self.max_loss):
+      raise InputError(f"analysis.max_loss: expected a finite loss, found {self.max_loss}")
+    if self.frontier_points < 2:
+      raise InputError(f"analysis.frontier_points: expected >= 2, found {self.frontier_points}")
     if self.predict is not None and any(not c > 0 for c in self.predict):
       raise InputError(f"predict: budgets must be positive, found {list(self.predict)}")
 

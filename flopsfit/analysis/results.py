@@ -149,13 +149,7 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
     if not os.path.exists(path):
       excluded.append({"run_id": run_id, "reason": "incomplete: no result.json"})
       continue
-    try:
-      row = conventions_lib.run_of_result(
-        workdir_lib.read_json(path), options.flops_convention, options.params_convention
-      )
-    except ValueError as e:  # json.JSONDecodeError is a ValueError.
-      excluded.append({"run_id": run_id, "reason": f"unreadable result.json: {e}"})
-      continue
+    row = _row_from_result(workdir_lib.read_json_object(path), options, path)
     if isinstance(row, str):
       excluded.append({"run_id": run_id, "reason": row})
       continue
@@ -175,6 +169,35 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
   return _build(rows, True, options, excluded, conventions, source)
 
 
+_RESULT_FIELDS = ("final_eval_loss", "params.{params}", "flops.{flops}", "tokens", "budget_flops")
+
+
+def _row_from_result(result: dict, options: AnalysisOptions, path: str) -> dict[str, Any] | str:
+  """One usable row of a result.json (read by `conventions.run_of_result`), or the reason it is
+  not usable (a run that did not complete, a non-finite or non-positive value). A field missing
+  or of the wrong type in a completed run is a WorkdirFileError naming the file and field."""
+  status = workdir_lib.field(result, path, "status", str)
+  if status == "completed":
+    for name in _RESULT_FIELDS:
+      name = name.format(params=options.params_convention, flops=options.flops_convention)
+      workdir_lib.field(result, path, name, (int, float, type(None)))
+  return conventions_lib.run_of_result(result, options.flops_convention, options.params_convention)
+
+
+def _unusable(values: dict[str, float | None]) -> str | None:
+  """Why a CSV row cannot be fitted (a value missing, non-finite or non-positive), else None."""
+  reasons = []
+  for kind, test in (
+    ("missing", lambda v: v is None),
+    ("non-finite", lambda v: v is not None and not math.isfinite(v)),
+    ("non-positive", lambda v: v is not None and math.isfinite(v) and v <= 0),
+  ):
+    bad = [k for k, v in values.items() if test(v)]
+    if bad:
+      reasons.append(f"{kind} {', '.join(bad)}")
+  return "; ".join(reasons) or None
+
+
 def load_csv(
   path: str,
   options: AnalysisOptions,
@@ -189,11 +212,17 @@ def load_csv(
   """Reads a table of runs. D or C may be absent (then C = 6·N·D fills it in); without a
   budget column, runs are grouped into budgets by C (see `_cluster_budgets`)."""
   if not os.path.isfile(path):
-    raise InputError(f"{path}: no such file (--results)")
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f)
-    header = reader.fieldnames or []
-    records = list(reader)
+    what = "not a file" if os.path.exists(path) else "no such file"
+    raise InputError(f"{path}: {what} (--results)")
+  try:
+    with open(path, newline="") as f:
+      reader = csv.DictReader(f)
+      header = reader.fieldnames or []
+      records = list(reader)
+  except OSError as e:
+    raise InputError(f"{path}: cannot read ({e.strerror or e}) (--results)") from None
+  except (UnicodeDecodeError, csv.Error) as e:
+    raise InputError(f"{path}: not a CSV table ({e}) (--results)") from None
   d_column = d_column if d_column is not None else ("D" if "D" in header else None)
   c_column = c_column if c_column is not None else ("C" if "C" in header else None)
   columns = {
@@ -208,9 +237,8 @@ def load_csv(
   rows, excluded = [], []
   for i, record in enumerate(records):
     row = _csv_row(path, record, i + 2, columns)  # The header is line 1.
-    bad = [k for k, v in row.items() if k != "run_id" and not _usable(k, v)]
-    if bad:
-      reason = f"missing or non-positive {', '.join(bad)}"
+    reason = _unusable({k: v for k, v in row.items() if k != "run_id"})
+    if reason:
       excluded.append({"run_id": row["run_id"], "reason": reason})
     else:
       rows.append(row)
@@ -246,15 +274,16 @@ def _check_columns(path: str, header: list[str], columns: dict[str, str | None])
 def _csv_row(
   path: str, record: dict[str, str], line: int, columns: dict[str, str | None]
 ) -> dict[str, Any]:
-  """run_id, N, D, C, loss, budget of one CSV record (NaN where missing; C = 6·N·D fills in)."""
+  """run_id, N, D, C, loss, budget of one CSV record (None where missing; C = 6·N·D or
+  D = C/(6·N) fills in)."""
 
-  def number(flag: str) -> float:
+  def number(flag: str) -> float | None:
     column = columns[flag]
     if column is None:
-      return math.nan
+      return None
     text = (record.get(column) or "").strip()
-    if text == "" or text.lower() == "nan":
-      return math.nan
+    if text == "":
+      return None
     try:
       return float(text)
     except ValueError:
@@ -262,9 +291,9 @@ def _csv_row(
 
   run_id_column = columns["--run_id_column"]
   N, loss, D, C = (number(f) for f in ("--n_column", "--loss_column", "--d_column", "--c_column"))
-  if not columns["--d_column"]:
+  if not columns["--d_column"] and None not in (C, N) and N > 0:
     D = C / (6.0 * N)
-  if not columns["--c_column"]:
+  if not columns["--c_column"] and None not in (N, D):
     C = 6.0 * N * D
   budget = number("--budget_column") if columns["--budget_column"] else C
   return {
@@ -275,8 +304,3 @@ def _csv_row(
     "budget": budget,
     "run_id": record[run_id_column].strip() if run_id_column else f"row{line}",
   }
-
-
-def _usable(name: str, value: float) -> bool:
-  """Finite, and positive unless it is the loss."""
-  return math.isfinite(value) and (name == "loss" or value > 0)

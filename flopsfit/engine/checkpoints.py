@@ -72,6 +72,15 @@ class RunCheckpoints:
         )
         continue
       progress = restored["progress"]
+      problem = _progress_problem(progress)
+      if problem:
+        logging.warning(
+          "checkpoint %s/%d is unreadable (progress: %s); trying an earlier one",
+          self.directory,
+          step,
+          problem,
+        )
+        continue
       if progress.get("fingerprint") != self.fingerprint:
         raise CheckpointMismatch(
           f"{self.directory}/{step}: checkpoint of another config or shape (fingerprint "
@@ -114,6 +123,25 @@ class RunCheckpoints:
       self._manager.close()
     else:
       self._manager.close()
+
+
+_PROGRESS_FIELDS = {
+  "step": int,
+  "elapsed_seconds": (int, float),
+  "window": dict,
+  "resumed_from": list,
+}
+
+
+def _progress_problem(progress) -> str | None:
+  """What is wrong with a restored progress record (a field missing or of the wrong type)."""
+  if not isinstance(progress, dict):
+    return f"expected an object, found {type(progress).__name__}"
+  for name, kind in _PROGRESS_FIELDS.items():
+    value = progress.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+      return f"field {name!r} is {value!r}, expected {getattr(kind, '__name__', 'a number')}"
+  return None
 
 
 class StopSignals:

@@ -35,7 +35,10 @@ def resume_metrics(path: str, step: int) -> list[str]:
   """The complete metrics.jsonl lines up to `step`: what an uninterrupted run had written."""
   if not os.path.exists(path):
     return []
-  return [json.dumps(line) + "\n" for line in workdir_lib.read_jsonl(path) if line["step"] <= step]
+  lines = list(workdir_lib.read_jsonl(path))
+  for i, line in enumerate(lines):
+    workdir_lib.field(line, f"{path}: line {i + 1}", "step", int)
+  return [json.dumps(line) + "\n" for line in lines if line["step"] <= step]
 
 
 class TrainLoop:

@@ -78,10 +78,8 @@ def _refuse_other_config(run_dir: str, config) -> None:
   and how a run executes may differ)."""
   path = os.path.join(run_dir, workdir_lib.CONFIG)
   if os.path.exists(path):
-    existing = workdir_lib.read_json(path)
-    diff = identity_lib.differences(
-      identity_lib.identity(existing.get("config", {})), identity_lib.identity(config)
-    )
+    existing = workdir_lib.field(workdir_lib.read_json_object(path), path, "config", dict)
+    diff = identity_lib.differences(identity_lib.identity(existing), identity_lib.identity(config))
     if diff:
       raise ConfigError(
         f"{path}: this run id was trained with a different config (differs in "
@@ -129,8 +127,8 @@ def train_run(config) -> dict:
   run_dir = workdir_lib.run_dir(config.workdir, run_id)
   result_path = os.path.join(run_dir, workdir_lib.RESULT)
   if os.path.exists(result_path):
-    previous = workdir_lib.read_json(result_path)
-    if previous.get("status") in workdir_lib.FINAL_STATUSES:
+    previous = workdir_lib.read_json_object(result_path)
+    if workdir_lib.field(previous, result_path, "status", str) in workdir_lib.FINAL_STATUSES:
       logging.info("%s: result.json exists (%s), nothing to do", run_id, previous["status"])
       return previous
     logging.info("%s: the last attempt %s; training again", run_id, previous.get("status"))

@@ -83,9 +83,22 @@ def check_analysis(analysis: Any, name: str = "analysis") -> None:
     raise PlotInputError(
       f"{name}: not a scaling_laws.json of version 1 (version = {analysis.get('version')!r})"
     )
-  for key in ("runs", "budgets", "conventions"):
-    if key not in analysis:
-      raise PlotInputError(f"{name}: not a scaling_laws.json (no {key!r} field)")
+  for key, kind in (("runs", list), ("budgets", list), ("conventions", dict)):
+    if not isinstance(analysis.get(key), kind):
+      raise PlotInputError(
+        f"{name}: not a scaling_laws.json (field {key!r} missing or not a {kind.__name__})"
+      )
+  for key, numbers in (("runs", ("N", "D", "C", "loss", "budget")), ("budgets", ("budget",))):
+    for i, row in enumerate(analysis[key]):
+      if not isinstance(row, dict):
+        raise PlotInputError(f"{name}: {key}[{i}] is not an object")
+      for field in numbers:
+        value = row.get(field)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+          raise PlotInputError(f"{name}: {key}[{i}].{field} is {value!r}; expected a number")
+  for section in ("approach1", "approach2", "approach3", "holdout", "frontier"):
+    if analysis.get(section) is not None and not isinstance(analysis[section], dict):
+      raise PlotInputError(f"{name}: field {section!r} is not an object")
 
 
 def from_analysis(analysis: dict[str, Any], path: str | None = None) -> Inputs:
@@ -135,18 +148,11 @@ def _read_runs(inputs: Inputs, run_dirs: list[str]) -> None:
     result_path = os.path.join(run_dir, workdir_lib.RESULT)
     metrics_path = os.path.join(run_dir, workdir_lib.METRICS)
     if os.path.exists(result_path):
-      try:
-        inputs.results[run_id] = workdir_lib.read_json(result_path)
-      except (OSError, ValueError):
-        inputs.missing.append(f"{result_path}: unreadable")
+      inputs.results[run_id] = _read_result(result_path)
     else:
       unfinished.append(run_id)
     if os.path.exists(metrics_path):
-      try:
-        rows = [r for r in workdir_lib.read_jsonl(metrics_path) if isinstance(r, dict)]
-      except (OSError, ValueError):
-        inputs.missing.append(f"{metrics_path}: unreadable")
-        rows = []
+      rows = _read_metrics(metrics_path)
       if rows:
         inputs.curves[run_id] = rows
   if unfinished:
@@ -175,6 +181,34 @@ def _note_stale_analysis(inputs: Inputs, run_dirs: list[str]) -> None:
       f"{inputs.analysis_path} is older than {len(newer)} result.json "
       "file(s): the fits leave those runs out (re-run analyze)"
     )
+
+
+_NUMBER_OR_NULL = (int, float, type(None))
+_RESULT_NUMBERS = ("final_eval_loss", "tokens", "budget_flops")
+_METRICS_NUMBERS = ("step", "tokens", "flops", "loss", "elapsed_s")
+
+
+def _read_result(path: str) -> dict[str, Any]:
+  """A result.json with the fields the figures use checked (WorkdirFileError otherwise)."""
+  result = workdir_lib.read_json_object(path)
+  workdir_lib.field(result, path, "status", str)
+  for name in _RESULT_NUMBERS:
+    if name in result:
+      workdir_lib.field(result, path, name, _NUMBER_OR_NULL)
+  for name in ("params", "flops"):
+    for key in workdir_lib.field(result, path, name, dict) if name in result else ():
+      workdir_lib.field(result, path, f"{name}.{key}", _NUMBER_OR_NULL)
+  return result
+
+
+def _read_metrics(path: str) -> list[dict[str, Any]]:
+  """The rows of a metrics.jsonl, their numeric fields checked (WorkdirFileError otherwise)."""
+  rows = list(workdir_lib.read_jsonl(path))
+  for i, row in enumerate(rows):
+    for name in _METRICS_NUMBERS:
+      if name in row:
+        workdir_lib.field(row, f"{path}: line {i + 1}", name, _NUMBER_OR_NULL)
+  return rows
 
 
 def _runs_of_analysis(analysis: dict[str, Any]) -> list[dict[str, Any]]:

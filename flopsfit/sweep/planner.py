@@ -74,12 +74,14 @@ def optimum_centre(config, budget: float) -> tuple[float, str]:
   prior (C ≈ 6·N·D with D = prior·N)."""
   path = workdir_lib.scaling_laws_path(config.workdir)
   if os.path.exists(path):
-    analysis = workdir_lib.read_json(path)
+    analysis = workdir_lib.read_json_object(path)
     for approach in ("approach3", "approach2"):
-      fit = analysis.get(approach, {})
-      if fit.get("status") == "ok" and fit.get("N_opt"):
-        law = fit["N_opt"]
-        centre = law["coefficient"]["value"] * budget ** law["exponent"]["value"]
+      if workdir_lib.field(analysis, path, approach, (dict, type(None))) is None:
+        continue
+      if analysis[approach].get("status") == "ok":
+        coefficient = workdir_lib.field(analysis, path, f"{approach}.N_opt.coefficient.value")
+        exponent = workdir_lib.field(analysis, path, f"{approach}.N_opt.exponent.value")
+        centre = coefficient * budget**exponent
         if math.isfinite(centre) and centre > 0:
           return centre, f"scaling_laws.json {approach}"
   prior = config.sweep.tokens_per_param
@@ -269,7 +271,15 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
   path = workdir_lib.sweep_path(config.workdir)
   runs_dir = workdir_lib.runs_dir(config.workdir)
   if os.path.exists(path):
-    old = workdir_lib.read_json(path)
+    try:
+      old = workdir_lib.read_json_object(path)
+    except workdir_lib.WorkdirFileError:
+      if not force:
+        raise PlanError(
+          f"{path}: unreadable (truncated or corrupted); re-plan with --force (moves it and "
+          "the runs to archive/) or restore it"
+        ) from None
+      old = {}
     if old.get("identity") != identity_lib.identity(config):
       has_results = os.path.isdir(runs_dir) and any(
         os.path.exists(os.path.join(runs_dir, r, workdir_lib.RESULT)) for r in os.listdir(runs_dir)
@@ -289,6 +299,33 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
   workdir_lib.write_json_atomic(path, plan)
   if estimate:
     plan["estimate"] = estimate
+  return plan
+
+
+_RUN_FIELDS = {  # the fields of a sweep.json run that training reads
+  "run_id": str,
+  "budget_flops": (int, float),
+  "shape": dict,
+  "seed": int,
+  "batch_size": int,
+  "learning_rate": (int, float),
+  "params.non_embedding": int,
+}
+
+
+def read_plan(path: str) -> dict:
+  """A sweep.json, checked: `runs` a non-empty list whose runs have the fields training reads
+  with the right types; WorkdirFileError names the file and field otherwise."""
+  plan = workdir_lib.read_json_object(path)
+  workdir_lib.field(plan, path, "identity", dict)
+  runs = workdir_lib.field(plan, path, "runs", list)
+  if not runs:
+    raise workdir_lib.WorkdirFileError(f"{path}: field 'runs' is empty; expected planned runs")
+  for i, run in enumerate(runs):
+    if not isinstance(run, dict):
+      raise workdir_lib.WorkdirFileError(f"{path}: runs[{i}] is not an object")
+    for name, kind in _RUN_FIELDS.items():
+      workdir_lib.field(run, f"{path}: runs[{i}]", name, kind)
   return plan
 
 

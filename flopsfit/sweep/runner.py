@@ -41,8 +41,9 @@ def finished_result(workdir: str, run_id: str) -> dict | None:
   path = workdir_lib.result_path(workdir, run_id)
   if not os.path.exists(path):
     return None
-  result = workdir_lib.read_json(path)
-  return result if result.get("status") in workdir_lib.FINAL_STATUSES else None
+  result = workdir_lib.read_json_object(path)
+  status = workdir_lib.field(result, path, "status", str)
+  return result if status in workdir_lib.FINAL_STATUSES else None
 
 
 def run_sweep(
@@ -55,7 +56,7 @@ def run_sweep(
   """
   path = workdir_lib.sweep_path(config.workdir)
   if os.path.exists(path) and not force_plan:
-    plan = workdir_lib.read_json(path)
+    plan = planner.read_plan(path)
     if plan.get("identity") != identity_lib.identity(config):
       raise planner.PlanError(
         f"{path}: planned from a different config; re-plan with "
@@ -77,8 +78,9 @@ def run_sweep(
         config_check.ConfigError,
         checkpoints.CheckpointMismatch,
         checkpoints.Preempted,
+        workdir_lib.WorkdirFileError,
       ):
-        raise  # the config is wrong for every run, or the whole process must stop
+        raise  # the config or a workdir file is wrong, or the whole process must stop
       except Exception as e:  # this run failed; record it and go on
         logging.error("%s failed:\n%s", run["run_id"], traceback.format_exc())
         done = _failed_result(config, run, e, time.perf_counter() - start)

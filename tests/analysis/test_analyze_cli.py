@@ -74,9 +74,9 @@ def test_bad_predict_flag_is_a_one_line_error(tmp_path):
     "--loss_column=final loss",
     "--predict=1e20,lots",
   )
-  assert proc.returncode != 0
+  assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
-    "analyze: error: --predict: expected numbers like 1e20,1e21, found '1e20,lots'"
+    "error: --predict: expected numbers like 1e20,1e21, found '1e20,lots'"
   ]
 
 
