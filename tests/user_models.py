@@ -4,8 +4,6 @@
 `{"logits": [B, T, V]}`. Both keep `nnx.Rngs` streams and draw from them inside `__call__`.
 """
 
-import dataclasses
-
 import jax
 from flax import nnx
 
@@ -36,15 +34,3 @@ class LSTM(nnx.Module):
 
   def __call__(self, batch: dict) -> dict:
     return {"logits": self.head(self.rnn(self.embed(batch["tokens"])))}
-
-
-@dataclasses.dataclass(frozen=True)
-class WidthRule:
-  """Size rule: the width whose ~k·d² non-embedding parameters are nearest the target."""
-
-  params_per_width_squared: float = 8.0
-  multiple: int = 8
-
-  def shape_for(self, target_params: float) -> dict:
-    d = (target_params / self.params_per_width_squared) ** 0.5
-    return {"d_model": max(self.multiple, self.multiple * round(d / self.multiple))}
