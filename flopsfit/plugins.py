@@ -5,6 +5,7 @@ whose one-line message names the config field, raised before any training starts
 """
 
 import dataclasses
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 from flax import nnx
+
+from flopsfit import model_calls
 
 SPLITS = ("train", "eval")
 
@@ -146,25 +149,69 @@ def example_batch(dataset, batch_size: int) -> dict:
   return {k: jax.ShapeDtypeStruct((batch_size,) + v.shape, v.dtype) for k, v in record.items()}
 
 
+def _reason(e: Exception) -> str:
+  """An exception as one short line: its type and the first line of its message."""
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
+
+
 def check_model_and_loss(plugins: Plugins, shape: dict | None, batch_size: int) -> None:
-  """Traces model and loss abstractly on a batch: output keys, loss scalar, metrics dict."""
-  model = plugins.abstract_model(shape)
-  graphdef, state = nnx.split(model)
+  """Traces model and loss abstractly as the train and eval steps call them: output keys, loss
+  scalar, metrics dict, a gradient, a model state (e.g. random streams) of unchanged structure.
+  """
+  spec = plugins.model_spec
+  graphdef, params, model_state = model_calls.split(plugins.abstract_model(shape))
   batch = example_batch(plugins.dataset, batch_size)
   try:
-    outputs = jax.eval_shape(lambda s, b: nnx.merge(graphdef, s)(b), state, batch)
+    outputs, new_model_state = jax.eval_shape(
+      functools.partial(model_calls.apply, graphdef, train=True), params, model_state, batch
+    )
   except Exception as e:
     raise PluginError(
-      f"config.model.factory: {plugins.model_spec} failed on a batch with keys "
-      f"{sorted(batch)} ({type(e).__name__}: {e})"
+      f"config.model.factory: {spec} failed on a batch with keys {sorted(batch)} "
+      f"under jax.jit in training mode ({_reason(e)})"
     ) from None
+  check_outputs_and_loss(plugins.loss, outputs, batch)
+  _check_same_state(spec, model_state, new_model_state)
+  for train, how in ((True, "differentiated in training mode"), (False, "run in eval mode")):
+    loss = model_calls.loss_of(graphdef, plugins.loss, train=train)
+    step = jax.value_and_grad(loss, has_aux=True) if train else loss
+    try:
+      jax.eval_shape(step, params, model_state, batch)
+    except Exception as e:
+      raise PluginError(
+        f"config.model.factory: {spec} cannot be {how} (model.{'train' if train else 'eval'}(), "
+        f"as the {'train' if train else 'eval'} step does) ({_reason(e)})"
+      ) from None
+
+
+def _variables(state) -> dict:
+  return {
+    jax.tree_util.keystr(path, simple=True, separator="/"): (x.shape, x.dtype)
+    for path, x in jax.tree_util.tree_leaves_with_path(nnx.as_pure(state))
+  }
+
+
+def _check_same_state(spec: str, before, after) -> None:
+  """A call returns the model state with the variables, shapes and dtypes it was given."""
+  before, after = _variables(before), _variables(after)
+  if before != after:
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    raise PluginError(
+      f"config.model.factory: {spec} creates or changes variables when called "
+      f"({', '.join(changed[:5])}); create every variable in __init__ with a fixed shape"
+    )
+
+
+def check_outputs_and_loss(loss, outputs, batch: dict) -> None:
+  """The model's outputs are a dict that `loss(outputs, batch)` maps to (scalar, metrics)."""
   if not isinstance(outputs, dict):
     raise PluginError(
       f"config.model.factory: the model returned a {type(outputs).__name__}, "
       "expected a dict of outputs such as {'logits': ...}"
     )
   try:
-    value, metrics = jax.eval_shape(plugins.loss, outputs, batch)
+    value, metrics = jax.eval_shape(loss, outputs, batch)
   except KeyError as e:
     raise PluginError(
       f"config.model.factory: model outputs {sorted(outputs)} lack the key "
@@ -173,7 +220,7 @@ def check_model_and_loss(plugins: Plugins, shape: dict | None, batch_size: int) 
   except (TypeError, ValueError) as e:
     raise PluginError(
       f"config.loss.factory: loss(outputs, batch) failed or did not return "
-      f"(scalar, metrics dict) ({type(e).__name__}: {e})"
+      f"(scalar, metrics dict) ({_reason(e)})"
     ) from None
   if getattr(value, "shape", None) != ():
     raise PluginError(

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from flopsfit import model_calls
 from flopsfit.engine.params import count_params
 from flopsfit.models.gpt import GPT, GPTShapeRule
 
@@ -74,3 +75,41 @@ def test_shape_rule_hits_target_sizes_and_keeps_aspect_ratio():
 def test_bad_shape_is_a_clear_error():
   with pytest.raises(ValueError, match="d_model: 40 is not a multiple of head_dim 16"):
     GPT(vocab_size=64, d_model=40, n_layers=1, rngs=nnx.Rngs(0))
+
+
+def _random_primitives(model, tokens) -> set:
+  graphdef, params, model_state = model_calls.split(model)
+  jaxpr = jax.make_jaxpr(
+    lambda p, s: model_calls.apply(graphdef, p, s, {"tokens": tokens}, train=True)
+  )(params, model_state)
+  names = {str(e.primitive) for e in jaxpr.jaxpr.eqns}
+  return {n for n in names if "random" in n or "threefry" in n}
+
+
+def test_dropout_zero_is_the_model_without_dropout():
+  """The default (dropout 0): same parameters, no random streams to checkpoint, no random ops."""
+  build = lambda rate: GPT(vocab_size=64, d_model=32, n_layers=2, dropout=rate, rngs=nnx.Rngs(0))
+  plain, dropped = build(0.0), build(0.1)
+  params = jax.tree.leaves(nnx.state(plain, nnx.Param))
+  assert all(
+    np.array_equal(a, b) for a, b in zip(params, jax.tree.leaves(nnx.state(dropped, nnx.Param)))
+  ), "the dropout rate changes the initial parameters"
+  assert count_params(plain) == count_params(dropped)
+  assert not jax.tree.leaves(nnx.state(plain, nnx.Not(nnx.Param)))
+  assert not _random_primitives(plain, _tokens())
+  assert _random_primitives(dropped, _tokens())
+
+
+def test_dropout_acts_in_training_mode_only():
+  tokens = {"tokens": _tokens()}
+  plain = GPT(vocab_size=64, d_model=32, n_layers=2, rngs=nnx.Rngs(0))(tokens)["logits"]
+  model = GPT(vocab_size=64, d_model=32, n_layers=2, dropout=0.1, rngs=nnx.Rngs(0))
+  first, second = model(tokens)["logits"], model(tokens)["logits"]  # train mode by default
+  assert not np.allclose(first, plain) and not np.allclose(first, second)
+  model.eval()
+  np.testing.assert_array_equal(model(tokens)["logits"], plain)
+
+
+def test_bad_dropout_rate_is_a_clear_error():
+  with pytest.raises(ValueError, match=r"dropout: expected a rate in \[0, 1\), got 1.0"):
+    GPT(vocab_size=64, d_model=32, n_layers=1, dropout=1.0, rngs=nnx.Rngs(0))

@@ -11,6 +11,7 @@ from flopsfit.engine import run as run_lib
 
 USER_PLUGINS = textwrap.dedent('''
     import numpy as np
+    import jax
     import jax.numpy as jnp
     from flax import nnx
 
@@ -35,6 +36,26 @@ USER_PLUGINS = textwrap.dedent('''
         self.vocab = vocab
       def __call__(self, batch):
         return {"scores": self.table(jax_one_hot(batch["tokens"], self.vocab))}
+
+    class Branchy(Bigram):
+      """Python control flow on a traced value: cannot run under jax.jit."""
+      def __call__(self, batch):
+        if batch["tokens"].sum() > 0:
+          return super().__call__(batch)
+        return {"scores": -super().__call__(batch)["scores"]}
+
+    class Grows(Bigram):
+      """Creates a variable when called: the train state would change shape."""
+      def __call__(self, batch):
+        self.seen = nnx.BatchStat(batch["tokens"].sum())
+        return super().__call__(batch)
+
+    class HostNoise(Bigram):
+      """Noise from a host callback: runs forward, cannot be differentiated."""
+      def __call__(self, batch):
+        scores = super().__call__(batch)["scores"]
+        noise = jax.pure_callback(lambda x: np.zeros_like(x), scores, scores)
+        return {"scores": scores + noise}
 
     def jax_one_hot(x, n):
       return (x[..., None] == jnp.arange(n)).astype(jnp.float32)
@@ -127,6 +148,24 @@ def test_out_of_tree_plugins_train(user_config):
       "model.factory",
       "userpkg.plugins:not_a_module",
       "returned a object, expected a flax.nnx.Module",
+    ),
+    (
+      "model.factory",
+      "userpkg.plugins:Branchy",
+      "config.model.factory: userpkg.plugins:Branchy failed on a batch with keys ['tokens'] "
+      "under jax.jit in training mode (TracerBoolConversionError: ",
+    ),
+    (
+      "model.factory",
+      "userpkg.plugins:Grows",
+      "config.model.factory: userpkg.plugins:Grows creates or changes variables when called "
+      "(seen); create every variable in __init__",
+    ),
+    (
+      "model.factory",
+      "userpkg.plugins:HostNoise",
+      "config.model.factory: userpkg.plugins:HostNoise cannot be differentiated in training "
+      "mode (model.train(), as the train step does)",
     ),
     (
       "model.kwargs",

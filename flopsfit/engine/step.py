@@ -11,6 +11,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from flopsfit import model_calls
 from flopsfit.engine import flops as flops_lib
 from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import optim as optim_lib
@@ -20,7 +21,7 @@ def init_fn(build_model: Callable[[], nnx.Module], tx: optax.GradientTransformat
   """A function of the run's step count returning the initial train state (a pytree)."""
 
   def init(total_steps):
-    _, params, model_state = nnx.split(build_model(), nnx.Param, ...)
+    _, params, model_state = model_calls.split(build_model())
     return {
       "step": jnp.zeros((), jnp.int32),
       "total_steps": jnp.asarray(total_steps, jnp.int32),
@@ -33,14 +34,12 @@ def init_fn(build_model: Callable[[], nnx.Module], tx: optax.GradientTransformat
 
 
 def loss_and_grads(graphdef, loss_fn):
-  """`f(params, model_state, batch) -> ((loss, (metrics, new model_state)), grads)`."""
+  """`f(params, model_state, batch) -> ((loss, (metrics, new model_state)), grads)`.
 
-  def loss_of(params, model_state, batch):
-    model = nnx.merge(graphdef, params, model_state)
-    loss, metrics = loss_fn(model(batch), batch)
-    return loss, (metrics, nnx.state(model, nnx.Not(nnx.Param)))
-
-  return jax.value_and_grad(loss_of, has_aux=True)
+  The model runs in training mode and may draw from its `nnx.Rngs` streams: the returned
+  model state holds the advanced streams (see `flopsfit.model_calls`).
+  """
+  return jax.value_and_grad(model_calls.loss_of(graphdef, loss_fn, train=True), has_aux=True)
 
 
 def make_step(graphdef, loss_fn, optim):
@@ -72,9 +71,12 @@ def make_step(graphdef, loss_fn, optim):
 
 
 def make_eval_step(graphdef, loss_fn):
+  """`eval_step(state, batch) -> metrics`: the model in eval mode (`model.eval()`: no dropout),
+  the state unchanged, so every eval batch sees the same model whatever the batch size."""
+  eval_loss = model_calls.loss_of(graphdef, loss_fn, train=False)
+
   def eval_step(state, batch):
-    model = nnx.merge(graphdef, state["params"], state["model_state"])
-    loss, metrics = loss_fn(model(batch), batch)
+    loss, (metrics, _) = eval_loss(state["params"], state["model_state"], batch)
     return {**metrics, "loss": loss}
 
   return eval_step

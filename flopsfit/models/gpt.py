@@ -1,4 +1,8 @@
-"""A decoder-only GPT in Flax NNX: pre-norm RMSNorm, rotary positions, causal attention."""
+"""A decoder-only GPT in Flax NNX: pre-norm RMSNorm, rotary positions, causal attention.
+
+Optional dropout (GPT-2 style: on the embeddings and on each residual branch's output) draws
+from one `nnx.Rngs` stream; its default rate 0 is what scaling-law sweeps use.
+"""
 
 import dataclasses
 import math
@@ -73,19 +77,28 @@ class Mlp(nnx.Module):
 
 
 class Block(nnx.Module):
-  def __init__(self, d_model: int, n_heads: int, mlp: str, dtype, rngs: nnx.Rngs):
+  def __init__(
+    self, d_model: int, n_heads: int, mlp: str, dtype, rngs: nnx.Rngs, dropout: float = 0.0
+  ):
     self.attn_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
     self.attn = Attention(d_model, n_heads, dtype, rngs)
     self.mlp_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
     self.mlp = Mlp(d_model, mlp, dtype, rngs)
+    self.attn_dropout = nnx.Dropout(dropout)  # keys come from GPT's stream at call time
+    self.mlp_dropout = nnx.Dropout(dropout)
 
-  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    x_BxTxD = x_BxTxD + self.attn(self.attn_norm(x_BxTxD))
-    return x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD))
+  def __call__(self, x_BxTxD: jax.Array, dropout_rngs: nnx.RngStream | None = None) -> jax.Array:
+    y_BxTxD = self.attn_dropout(self.attn(self.attn_norm(x_BxTxD)), rngs=dropout_rngs)
+    x_BxTxD = x_BxTxD + y_BxTxD
+    return x_BxTxD + self.mlp_dropout(self.mlp(self.mlp_norm(x_BxTxD)), rngs=dropout_rngs)
 
 
 class GPT(nnx.Module):
-  """Decoder-only transformer. `__call__({"tokens": [B, T]})` returns `{"logits": [B, T, V]}`."""
+  """Decoder-only transformer. `__call__({"tokens": [B, T]})` returns `{"logits": [B, T, V]}`.
+
+  `dropout` > 0 adds dropout in training mode (`model.train()`, the default) and none in
+  `model.eval()`; the parameters, their initial values and the FLOPs of dropout 0 are unchanged.
+  """
 
   def __init__(
     self,
@@ -97,10 +110,13 @@ class GPT(nnx.Module):
     mlp: str = "swiglu",
     tied_embeddings: bool = True,
     dtype: str = "float32",
+    dropout: float = 0.0,
     rngs: nnx.Rngs,
   ):
     if d_model % head_dim:
       raise ValueError(f"model d_model: {d_model} is not a multiple of head_dim {head_dim}")
+    if not 0.0 <= dropout < 1.0:
+      raise ValueError(f"model dropout: expected a rate in [0, 1), got {dropout}")
     self.tied_embeddings = tied_embeddings
     compute_dtype = _DTYPES[dtype]
     self.embed = nnx.Embed(
@@ -111,7 +127,10 @@ class GPT(nnx.Module):
       rngs=rngs,
     )
     self.blocks = nnx.List(
-      [Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs) for _ in range(n_layers)]
+      [
+        Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs, dropout)
+        for _ in range(n_layers)
+      ]
     )
     self.final_norm = nnx.RMSNorm(d_model, dtype=compute_dtype, rngs=rngs)
     self.head = (
@@ -127,11 +146,14 @@ class GPT(nnx.Module):
       )
     )
     self.d_model = d_model
+    self.embed_dropout = nnx.Dropout(dropout)
+    # Drawn last, so the parameters start from the same values whatever the dropout rate.
+    self.dropout_rngs = rngs.dropout.fork() if dropout else None
 
   def __call__(self, batch: dict) -> dict:
-    x_BxTxD = self.embed(batch["tokens"])
+    x_BxTxD = self.embed_dropout(self.embed(batch["tokens"]), rngs=self.dropout_rngs)
     for block in self.blocks:
-      x_BxTxD = block(x_BxTxD)
+      x_BxTxD = block(x_BxTxD, self.dropout_rngs)
     x_BxTxD = self.final_norm(x_BxTxD)
     if self.head is None:
       logits_BxTxV = self.embed.attend(x_BxTxD) / math.sqrt(self.d_model)

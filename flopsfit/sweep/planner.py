@@ -198,6 +198,7 @@ def plan_sweep(config, probe: bool = True) -> dict:
 def _compile_candidate(config, plugins, run, example) -> _Compiled:
   cfg = run_config(config, run)
   shape = run["shape"]
+  plugins_lib.check_model_and_loss(plugins, shape, run["batch_size"])  # one line, not a traceback
   build = lambda: plugins.model(shape, run["seed"])
   flops, memory = step_lib.step_flops_and_memory(
     build, plugins.loss, cfg.optim, example, run["batch_size"]

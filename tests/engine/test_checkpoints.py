@@ -1,7 +1,8 @@
 """Crash recovery with real subprocesses and real signals: a resumed run ends bitwise equal.
 
 Crashes are SIGKILLs at named points (`flopsfit/engine/failpoints.py`): mid-step, mid-eval, and
-while a checkpoint is being written; preemption is a real SIGTERM.
+while a checkpoint is being written; preemption is a real SIGTERM. Models that draw random numbers
+(dropout, an LSTM's carry) resume bitwise too: their random streams are checkpointed.
 """
 
 import json
@@ -18,7 +19,8 @@ from conftest import tiny_gpt_config, write_config_file
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import checkpoints
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(TESTS)
 RUN_ID = "c2e+10-d16-L2-s0"
 
 
@@ -27,6 +29,7 @@ def _train(
 ):
   env = {k: v for k, v in os.environ.items() if k != "FLOPSFIT_FAILPOINT"}
   env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")])  # tests/user_models.py
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   if failpoint:
     env["FLOPSFIT_FAILPOINT"] = failpoint
@@ -236,3 +239,68 @@ def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tm
   trained = [line.split()[0] for line in rerun.stdout.splitlines() if line.endswith(" trained")]
   assert set(trained) == {r["run_id"] for r in plan["runs"]} - set(done)
   assert any(_result(workdir, r)["resumed_from_steps"] for r in trained)
+
+
+RANDOM_MODELS = {  # config.model of a model drawing random numbers, a budget, the sweep's shape
+  "gpt_dropout": (
+    {
+      "factory": "flopsfit.models.gpt:GPT",
+      "kwargs": {"vocab_size": 64, "d_model": 8, "n_layers": 1, "head_dim": 8, "dropout": 0.1},
+      "shape_fields": ("d_model", "n_layers"),
+    },
+    8e8,
+    "({'d_model': 8, 'n_layers': 1},)",
+  ),
+  "dropout_mlp": (
+    {
+      "factory": "user_models:DropoutMLP",
+      "kwargs": {"vocab_size": 64, "d_model": 8, "dropout": 0.1},
+      "shape_fields": ("d_model",),
+    },
+    5e8,
+    "({'d_model': 8},)",
+  ),
+  "lstm": (
+    {
+      "factory": "user_models:LSTM",
+      "kwargs": {"vocab_size": 64, "d_model": 8},
+      "shape_fields": ("d_model",),
+    },
+    2.5e8,
+    "({'d_model': 8},)",
+  ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_MODELS))
+def test_sweep_of_a_model_drawing_random_numbers_resumes_bitwise(name, tmp_path):
+  """Plan and train a sweep (one ~100-step run: compiles dominate); killed at step 50, the
+  resumed sweep ends bitwise equal to an uninterrupted one."""
+  model, budget, shapes = RANDOM_MODELS[name]
+  config = tiny_gpt_config(str(tmp_path / "unused"))
+  config.train.devices = 1  # one compile fewer (test_step: data parallelism is exact)
+  config.checkpoint.every_steps = 20
+  config.checkpoint.every_seconds = 0.0
+  config.eval.tokens = 1024
+  path = tmp_path / "config.py"
+  write_config_file(path, config)
+  text = path.read_text().replace(
+    "  return config\n", f"  config.model = ml_collections.ConfigDict({model!r})\n  return config\n"
+  )
+  path.write_text("import ml_collections\n" + text)
+  flags = [f"--config.sweep.shapes={shapes}", f"--config.sweep.budgets=({budget},)"]
+  flags += ["--config.sweep.min_steps=60", "--config.sweep.probe=False"]
+  reference = str(tmp_path / "reference")
+  done = _train(str(path), reference, *flags)
+  assert done.returncode == 0, done.stderr[-3000:]
+  plan = json.load(open(os.path.join(reference, "sweep.json")))
+  assert len(plan["runs"]) == 1, plan["dropped"]
+  run_id = plan["runs"][0]["run_id"]
+  cache = os.path.join(reference, "jax_cache")
+  workdir = str(tmp_path / "run")
+  crashed = _train(str(path), workdir, *flags, failpoint="train_call:10", cache=cache)
+  assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+  resumed = _train(str(path), workdir, *flags, cache=cache)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  _same_training(workdir, reference, run_id)
+  assert _result(workdir, run_id)["resumed_from_steps"] in ([20], [40])

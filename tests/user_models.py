@@ -1,0 +1,36 @@
+"""Model plugins that draw random numbers when called, written as a user would from the contract.
+
+`factory(**kwargs, rngs=nnx.Rngs(seed))` returns an `nnx.Module`; `__call__(batch)` returns
+`{"logits": [B, T, V]}`. Both keep `nnx.Rngs` streams and draw from them inside `__call__`.
+"""
+
+import jax
+from flax import nnx
+
+
+class DropoutMLP(nnx.Module):
+  """Token embedding, a GELU MLP with dropout on its hidden units, and an output head."""
+
+  def __init__(self, *, vocab_size: int, d_model: int, dropout: float = 0.1, rngs: nnx.Rngs):
+    self.embed = nnx.Embed(vocab_size, d_model, rngs=rngs)
+    self.up = nnx.Linear(d_model, 4 * d_model, rngs=rngs)
+    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    self.down = nnx.Linear(4 * d_model, d_model, rngs=rngs)
+    self.head = nnx.Linear(d_model, vocab_size, rngs=rngs)
+
+  def __call__(self, batch: dict) -> dict:
+    x_BxTxD = self.embed(batch["tokens"])
+    h_BxTxF = self.dropout(jax.nn.gelu(self.up(x_BxTxD)))
+    return {"logits": self.head(x_BxTxD + self.down(h_BxTxF))}
+
+
+class LSTM(nnx.Module):
+  """An LSTM language model on Flax's `nnx.RNN`, which draws its initial carry from `rngs`."""
+
+  def __init__(self, *, vocab_size: int, d_model: int, rngs: nnx.Rngs):
+    self.embed = nnx.Embed(vocab_size, d_model, rngs=rngs)
+    self.rnn = nnx.RNN(nnx.OptimizedLSTMCell(d_model, d_model, rngs=rngs), rngs=rngs)
+    self.head = nnx.Linear(d_model, vocab_size, rngs=rngs)
+
+  def __call__(self, batch: dict) -> dict:
+    return {"logits": self.head(self.rnn(self.embed(batch["tokens"])))}
