@@ -1,16 +1,46 @@
-"""Compute accounting: XLA's FLOP count of a compiled step, and the analytic conventions."""
+"""Compute accounting: XLA's FLOP count of a train step, custom kernels, analytic conventions.
 
+The budget counts FLOPs on the step's lowered program (`Lowered.cost_analysis()`): global,
+before partitioning and before backend fusion, so one count serves every mesh and backend
+and nothing is compiled twice. XLA counts zero inside a custom call (a cuDNN, Pallas or
+Triton kernel, a `jax.pure_callback`); such a step is counted only when the model plugin
+gives those kernels' FLOPs (`custom_call_flops`, docs/plugins-flops.md), otherwise refused.
+"""
+
+import re
 from typing import Any
 
+from flopsfit.config_check import ConfigError
 
-def cost_analysis_flops(compiled) -> float | None:
-  """FLOPs per device of a `jax.stages.Compiled`, or None when XLA gives no count.
+# Custom calls that only annotate (sharding, placement, layout) and do no arithmetic.
+ANNOTATION_TARGETS = frozenset(
+  {
+    "Sharding",
+    "SPMDFullToShardShape",
+    "SPMDShardToFullShape",
+    "annotate_device_placement",
+    "MoveToHost",
+    "MoveToDevice",
+    "LayoutConstraint",
+    "ShardBarrierFrom",
+    "ShardBarrierTo",
+    "X64Combine",
+    "X64SplitLow",
+    "X64SplitHigh",
+  }
+)
+_STABLEHLO_TARGET = re.compile(r"custom_call\s*@([\w$.\-]+)")
+_HLO_TARGET = re.compile(r'custom_call_target="([^"]+)"')
+
+
+def cost_analysis_flops(stage) -> float | None:
+  """FLOPs of a `jax.stages.Lowered` (global) or `Compiled` (per device), or None.
 
   `cost_analysis()` has returned a dict, a list with one dict per module, None, or -1
   depending on the JAX version and backend; all are normalised here.
   """
   try:
-    analysis: Any = compiled.cost_analysis()
+    analysis: Any = stage.cost_analysis()
   except Exception:  # some backends do not implement it
     return None
   if isinstance(analysis, (list, tuple)):
@@ -19,6 +49,41 @@ def cost_analysis_flops(compiled) -> float | None:
     return None
   flops = analysis.get("flops")
   return float(flops) if flops is not None and flops >= 0 else None
+
+
+def custom_call_targets(program_text: str) -> list[str]:
+  """The kernels a program calls that XLA cannot count: custom-call targets in StableHLO
+  (`Lowered.as_text()`) or HLO (`Compiled.as_text()`) text, annotations left out."""
+  found = set(_STABLEHLO_TARGET.findall(program_text)) | set(_HLO_TARGET.findall(program_text))
+  return sorted(found - ANNOTATION_TARGETS)
+
+
+def step_flops(lowered, model, batch_shapes: dict) -> float:
+  """Global model FLOPs of one train step: XLA's count of its lowered program, plus the
+  model's `custom_call_flops(batch_shapes)` when the step calls custom kernels.
+
+  Raises ConfigError naming the kernels when the model does not say what they cost.
+  """
+  flops = cost_analysis_flops(lowered)
+  if flops is None:
+    raise RuntimeError("XLA gave no FLOP count for the train step on this backend")
+  targets = custom_call_targets(lowered.as_text())
+  if not targets:
+    return flops
+  kernel_flops = getattr(model, "custom_call_flops", None)
+  if not callable(kernel_flops):
+    raise ConfigError(
+      f"config.model.factory: the train step calls custom kernel(s) {', '.join(targets)} "
+      "whose FLOPs XLA cannot count; give the model a custom_call_flops(batch_shapes) "
+      "method (docs/plugins-flops.md) or build it from XLA operations"
+    )
+  extra = float(kernel_flops(batch_shapes))
+  if not extra > 0:
+    raise ConfigError(
+      f"config.model.factory: custom_call_flops returned {extra!r} for kernel(s) "
+      f"{', '.join(targets)}; expected the positive FLOPs of one train step"
+    )
+  return flops + extra
 
 
 def analytic_flops(params: dict, tokens: float, attention_flops_per_token: float) -> dict:

@@ -91,15 +91,15 @@ def _scanned(step):
 
 @dataclasses.dataclass
 class CompiledStep:
-  """Executables of one shape on one mesh, and the FLOPs XLA counts for one step."""
+  """Executables of one shape on one mesh, and the FLOPs of one step."""
 
   init: Any  # (total_steps) -> state, placed on the mesh
   single: Any  # (state, batch) -> (state, metrics)
   multi: Any | None  # (state, K stacked batches) -> (state, metrics of each step)
   eval: Any  # (state, batch) -> metrics
   steps_per_call: int
-  flops_per_step: float  # global: the step compiled for one device (see step_flops_and_memory)
-  flops_per_step_per_device: float
+  flops_per_step: float  # global, from the lowered step (flops.step_flops): any mesh
+  flops_per_step_per_device: float  # XLA's count of the compiled executable on one device
   state_shapes: Any
   compile_seconds: float
 
@@ -111,26 +111,15 @@ def batch_shapes(example: dict, batch_size: int, leading: tuple = ()) -> dict:
   }
 
 
-def _compile_single(step, state_shapes, batch, mesh):
+def _lower_single(step, state_shapes, batch, mesh):
   replicated = mesh_lib.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
-  return (
-    jax.jit(
-      step,
-      in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
-      out_shardings=(state_sharding, replicated),
-      donate_argnums=0,
-    )
-    .lower(state_shapes, batch)
-    .compile()
-  )
-
-
-def _flops(compiled) -> float:
-  flops = flops_lib.cost_analysis_flops(compiled)
-  if flops is None:
-    raise RuntimeError("XLA gave no FLOP count for the train step on this backend")
-  return flops
+  return jax.jit(
+    step,
+    in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
+    out_shardings=(state_sharding, replicated),
+    donate_argnums=0,
+  ).lower(state_shapes, batch)
 
 
 def step_flops_and_memory(
@@ -138,22 +127,19 @@ def step_flops_and_memory(
 ) -> tuple[float, int | None]:
   """Global FLOPs of one train step, and the bytes it needs on one device.
 
-  FLOPs are XLA's count of the step compiled for one device: the logical computation, each
-  operation counted once. (A data-parallel executable also repeats the replicated optimizer
-  update on every device; that is hardware work, not model FLOPs, so per-device counts ×
-  devices would overstate C.) Nothing is allocated.
+  FLOPs are those of `compile_step` on any mesh (flops.step_flops of the lowered step);
+  the memory comes from the step compiled for one device. Nothing is allocated.
   """
-  graphdef = nnx.graphdef(nnx.eval_shape(build_model))
+  abstract_model = nnx.eval_shape(build_model)
   state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
   one_device = mesh_lib.data_mesh(jax.local_devices()[:1])
-  compiled = _compile_single(
-    make_step(graphdef, loss_fn, optim),
-    state_shapes,
-    batch_shapes(example_batch, batch_size),
-    one_device,
+  batch = batch_shapes(example_batch, batch_size)
+  lowered = _lower_single(
+    make_step(nnx.graphdef(abstract_model), loss_fn, optim), state_shapes, batch, one_device
   )
+  flops = flops_lib.step_flops(lowered, abstract_model, batch)
   try:
-    memory = compiled.memory_analysis()
+    memory = lowered.compile().memory_analysis()
     needed = (
       memory.argument_size_in_bytes
       + memory.output_size_in_bytes
@@ -162,7 +148,7 @@ def step_flops_and_memory(
     )
   except Exception:  # not every backend reports memory
     needed = None
-  return _flops(compiled), needed
+  return flops, needed
 
 
 def compile_step(
@@ -178,22 +164,21 @@ def compile_step(
   """Compiles the step for abstract inputs (nothing allocated) and counts its FLOPs.
 
   `example_batch` maps keys to arrays or ShapeDtypeStructs with a leading batch axis.
-  Parameters are replicated; batches are split over the mesh's `data` axis.
+  Parameters are replicated; batches are split over the mesh's `data` axis. Each executable
+  is compiled once; the FLOPs come from the lowered step (the same on every mesh).
   """
   start = time.perf_counter()
-  graphdef = nnx.graphdef(nnx.eval_shape(build_model))
+  abstract_model = nnx.eval_shape(build_model)
+  graphdef = nnx.graphdef(abstract_model)
   init = init_fn(build_model, optim_lib.adamw_direction(optim))
   state_shapes = jax.eval_shape(init, 0)
   replicated = mesh_lib.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
   step = make_step(graphdef, loss_fn, optim)
-  single = _compile_single(step, state_shapes, batch_shapes(example_batch, batch_size), mesh)
-  per_device = _flops(single)
-  global_flops = (
-    per_device
-    if mesh.size == 1
-    else step_flops_and_memory(build_model, loss_fn, optim, example_batch, batch_size)[0]
-  )
+  batch = batch_shapes(example_batch, batch_size)
+  lowered = _lower_single(step, state_shapes, batch, mesh)
+  global_flops = flops_lib.step_flops(lowered, abstract_model, batch)
+  single = lowered.compile()
   multi = None
   if steps_per_call > 1:
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
@@ -229,7 +214,7 @@ def compile_step(
     eval=eval_step,
     steps_per_call=steps_per_call,
     flops_per_step=global_flops,
-    flops_per_step_per_device=per_device,
+    flops_per_step_per_device=flops_lib.cost_analysis_flops(single) or global_flops / mesh.size,
     state_shapes=state_shapes,
     compile_seconds=time.perf_counter() - start,
   )

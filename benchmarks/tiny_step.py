@@ -1,0 +1,142 @@
+"""The smallest default-sweep step (GPT d16/L1, seq 64, batch 16, vocab 64, 20 steps per
+scanned call): the landed code vs this checkout, side by side, in alternating processes.
+
+  python benchmarks/tiny_step.py [--rounds=3] [--baseline=68a5798]
+
+The baseline is extracted from git (`git archive`) into a temporary directory and run with
+its own defaults; "now" runs this checkout after `cpu_flags.configure()`. Every variant runs
+once per round, in turn, so a busy moment on a shared machine hits all of them; the table
+gives each variant's median ms per step and its speedup over the baseline. About a minute.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+D_MODEL, N_LAYERS, SEQ, BATCH, VOCAB, STEPS_PER_CALL = 16, 1, 64, 16, 64, 20
+
+
+def child(configure: bool, one_core: bool) -> dict:
+  """Times the scanned step in this process; returns ms/step and the step's fusion count."""
+  if one_core:
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+  if configure:
+    from flopsfit.engine import cpu_flags
+
+    cpu_flags.configure()
+  import jax
+  import ml_collections
+  import numpy as np
+  from flax import nnx
+
+  from flopsfit import losses
+  from flopsfit.engine import mesh as mesh_lib
+  from flopsfit.engine import step as step_lib
+  from flopsfit.models.gpt import GPT
+
+  optim = ml_collections.ConfigDict(
+    dict(
+      learning_rate=1e-3,
+      schedule="cosine",
+      warmup_fraction=0.05,
+      decay_fraction=0.2,
+      final_lr_fraction=0.1,
+      weight_decay=0.1,
+      b1=0.9,
+      b2=0.95,
+      eps=1e-8,
+      grad_clip=1.0,
+    )
+  )
+  build = lambda: GPT(
+    vocab_size=VOCAB, d_model=D_MODEL, n_layers=N_LAYERS, head_dim=8, rngs=nnx.Rngs(0)
+  )
+  tokens = np.random.default_rng(0).integers(0, VOCAB, (STEPS_PER_CALL, BATCH, SEQ), np.int32)
+  mesh = mesh_lib.data_mesh(jax.devices()[:1])
+  compiled = step_lib.compile_step(
+    build,
+    losses.next_token_cross_entropy(),
+    optim,
+    mesh,
+    {"tokens": tokens[0]},
+    BATCH,
+    STEPS_PER_CALL,
+  )
+  state = compiled.init(100_000)
+  batches = jax.device_put({"tokens": tokens}, mesh_lib.batch_sharding(mesh, 1))
+  for _ in range(3):
+    state, metrics = compiled.multi(state, batches)
+  jax.block_until_ready(metrics)
+  best = float("inf")
+  for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(5):
+      state, metrics = compiled.multi(state, batches)
+    jax.block_until_ready(metrics)
+    best = min(best, (time.perf_counter() - start) / (5 * STEPS_PER_CALL))
+  return {
+    "ms": 1e3 * best,
+    "fusions": compiled.multi.as_text().count(" fusion("),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+  }
+
+
+def run_variant(path: str, configure: bool, one_core: bool) -> dict:
+  env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
+  env.pop("XLA_FLAGS", None)
+  args = [sys.executable, os.path.abspath(__file__), "--child", "--path", path]
+  args += ["--configure"] * configure + ["--one_core"] * one_core
+  out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, cwd=path)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--baseline", default="68a5798", help="git ref of the landed code")
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--path", default=REPO, help=argparse.SUPPRESS)
+  parser.add_argument("--configure", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--one_core", action="store_true", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    print(json.dumps(child(args.configure, args.one_core)))
+    return
+  with tempfile.TemporaryDirectory(prefix="flopsfit-baseline-") as baseline:
+    archive = subprocess.run(
+      ["git", "-C", REPO, "archive", args.baseline, "flopsfit"], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
+    variants = {
+      f"landed ({args.baseline}), 2 cores": (baseline, False, False),
+      "now, 2 cores": (REPO, True, False),
+      "now, 1 core (per packed worker)": (REPO, True, True),
+    }
+    results = {name: [] for name in variants}
+    for _ in range(args.rounds):
+      for name, variant in variants.items():
+        results[name].append(run_variant(*variant))
+  base = statistics.median(r["ms"] for r in results[next(iter(variants))])
+  print(
+    f"GPT d{D_MODEL}/L{N_LAYERS}, seq {SEQ}, batch {BATCH}, vocab {VOCAB}, {STEPS_PER_CALL} "
+    f"steps per call; median of {args.rounds} rounds (each the best of 5 blocks)"
+  )
+  print(
+    f"{'variant':<34} | {'ms/step':>8} | {'tokens/s':>9} | {'speedup':>7} | fusions | XLA_FLAGS"
+  )
+  for name, runs in results.items():
+    ms = statistics.median(r["ms"] for r in runs)
+    print(
+      f"{name:<34} | {ms:8.3f} | {BATCH * SEQ / ms * 1e3:9.0f} | {base / ms:6.2f}x | "
+      f"{runs[0]['fusions']:7d} | {runs[0]['xla_flags']}"
+    )
+
+
+if __name__ == "__main__":
+  main()
