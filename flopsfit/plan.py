@@ -16,6 +16,9 @@ _FORCE = flags.DEFINE_bool(
   "Re-plan a workdir that holds another sweep's results, moving them to <workdir>/archive/<time>/.",
 )
 _PROBE = flags.DEFINE_bool("probe", True, "Time a few steps to estimate each run's duration.")
+_PARALLEL = flags.DEFINE_string(
+  "parallel", "auto", "The `train --parallel` the time estimate assumes (auto, N or 1)."
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -28,7 +31,10 @@ def main(argv):
     config_check.check_fields(config, sweep=True)
     distributed.enable_compilation_cache(config)
     plan = planner.load_or_plan(
-      config, force=_FORCE.value, probe=_PROBE.value and config.sweep.get("probe", True)
+      config,
+      force=_FORCE.value,
+      probe=_PROBE.value and config.sweep.get("probe", True),
+      parallel=_PARALLEL.value,
     )
   except (planner.PlanError, plugins.PluginError, config_check.ConfigError) as e:
     print(f"error: {e}", file=sys.stderr)
