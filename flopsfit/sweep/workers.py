@@ -22,6 +22,7 @@ import time
 from absl import logging
 
 import flopsfit
+from flopsfit.engine.checkpoints import PREEMPTED_EXIT_CODE
 from flopsfit.sweep.layout import Machine, Phase
 
 _DEVICE_FLAGS = re.compile(
@@ -121,7 +122,12 @@ def run_phase(
 
 
 def _wait(procs) -> list[WorkerOutcome]:
+  """Waits for every worker; a worker stopped by a SIGTERM passed on to it counts as
+  preempted (exit 75) even when the signal came before it could save a checkpoint."""
+  forwarded = []
+
   def forward(signum, frame):
+    forwarded.append(signum)
     for _, _, proc, _, _ in procs:
       if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -136,6 +142,8 @@ def _wait(procs) -> list[WorkerOutcome]:
           break
         except InterruptedError:
           continue
+      if forwarded and code == -signal.SIGTERM:
+        code = PREEMPTED_EXIT_CODE
       outcome = {"rows": [], "timings": []}
       if os.path.exists(output):
         with open(output) as f:

@@ -139,8 +139,19 @@ def test_shard_process_and_packed_workers_train_each_run_once(setup):
   assert not [f for f in left if f.startswith("claim")]  # released once result.json is written
 
 
-def test_sweep_killed_whole_at_random_moments_finishes_like_uninterrupted(setup):
+def test_sweep_preempted_then_killed_whole_at_random_moments_finishes_like_uninterrupted(setup):
   workdir = _fresh_workdir(setup, "killed")
+  preempted = subprocess.Popen(
+    _command(setup, workdir, "--parallel=2"), cwd=ROOT, env=_env(), stderr=subprocess.PIPE
+  )
+  metrics = [os.path.join(workdir, "runs", r, "metrics.jsonl") for r in setup["run_ids"]]
+  deadline = time.time() + 300
+  while not any(os.path.exists(m) and os.path.getsize(m) for m in metrics):
+    assert time.time() < deadline and preempted.poll() is None
+    time.sleep(0.2)
+  preempted.send_signal(signal.SIGTERM)  # to the parent only: it passes it on to its workers
+  _, stderr = preempted.communicate(timeout=300)
+  assert preempted.returncode == 75, stderr[-3000:]
   rng = random.Random(11)
   for _ in range(3):
     proc = subprocess.Popen(
