@@ -1,12 +1,12 @@
 """How a sweep fills the machine: worker processes on disjoint device groups, and their runs.
 
-A device group is a set of CPU cores or of GPUs. `--parallel=auto` gives each run the smallest
-power-of-two group whose share of the sweep's work fits one group's fair share (so one large
-run does not hold up the end of the sweep) and packs the rest one device per worker: the
-sweep's small models are bound by per-operation overhead, so several runs side by side get
-more done than one run spread over every device. Runs of one group size form a phase; phases
-go from the largest groups to the smallest, and each phase orders its runs largest first
-(greedy longest-processing-time scheduling).
+A device group is a set of CPU cores or of GPUs. `--parallel=auto` packs runs one device per
+worker: the sweep's small models are bound by per-operation overhead, so several runs side by
+side get more done than one run spread over every device. Only a run that alone would take
+more than twice the sweep's ideal time (total work / devices) gets the smallest power-of-two
+group that brings it under that, so it does not hold up the end of the sweep. Every worker
+takes the runs it may train largest first (greedy longest-processing-time scheduling); a wider
+worker takes the runs of its size first, then smaller ones.
 """
 
 import dataclasses
@@ -24,10 +24,10 @@ class Machine:
 
 
 @dataclasses.dataclass(frozen=True)
-class Phase:
-  """Workers that each hold `len(groups[i])` units and train `run_ids` (in this order)."""
+class Worker:
+  """A worker process on `group` (device units) that takes `run_ids`, in this order."""
 
-  groups: tuple[tuple[str, ...], ...]
+  group: tuple[str, ...]
   run_ids: tuple[str, ...]
 
 
@@ -53,39 +53,41 @@ def parse_parallel(value: str) -> int:
   return workers
 
 
-def plan_phases(runs: list[dict], machine: Machine, workers: int, eval_batch: int) -> list[Phase]:
-  """The phases of a packed sweep (empty: train in this process, in plan order)."""
+def plan_workers(runs: list[dict], machine: Machine, workers: int, eval_batch: int) -> list[Worker]:
+  """The workers of a packed sweep (empty: train in this process, in plan order)."""
   units = len(machine.units)
   if workers == 1 or not runs:
     return []
+  order = tuple(r["run_id"] for r in _largest_first(runs))
   if workers:  # --parallel=N: N equal groups (CPU cores may be shared when N > cores)
     if workers > units and machine.platform != "cpu":
       raise ConfigError(f"--parallel: {workers} workers, but only {units} {machine.platform}s")
     per = max(1, units // workers)
-    groups = tuple(
-      tuple(machine.units[(i * per + j) % units] for j in range(per)) for i in range(workers)
-    )
-    return [Phase(groups, tuple(r["run_id"] for r in _largest_first(runs)))]
+    return [
+      Worker(tuple(machine.units[(i * per + j) % units] for j in range(per)), order)
+      for i in range(workers)
+    ]
   if units == 1:
     return []
   sizes = {r["run_id"]: group_size(r, runs, units, eval_batch) for r in runs}
-  phases = []
+  out, free = [], list(machine.units)
   for size in sorted(set(sizes.values()), reverse=True):
-    mine = [r for r in _largest_first(runs) if sizes[r["run_id"]] == size]
-    count = min(units // size, len(mine))
-    groups = tuple(tuple(machine.units[i * size : (i + 1) * size]) for i in range(count))
-    phases.append(Phase(groups, tuple(r["run_id"] for r in mine)))
-  if len(phases) == 1 and len(phases[0].groups) == 1 and len(phases[0].groups[0]) == units:
-    return []  # one worker on everything: the same as training here
-  return phases
+    count = min(len(free) // size, sum(s == size for s in sizes.values()))
+    takes = tuple(i for i in order if sizes[i] == size) + tuple(i for i in order if sizes[i] < size)
+    for _ in range(count):  # a wider worker takes its own runs first, then smaller ones
+      out.append(Worker(tuple(free[:size]), takes))
+      free = free[size:]
+  if len(out) == 1:
+    return []  # one worker: better on every device, here
+  return out
 
 
 def group_size(run: dict, runs: list[dict], units: int, eval_batch: int) -> int:
-  """Devices for `run`: the smallest power of two whose share of the work fits a fair share,
-  and that divides its batch sizes."""
+  """Devices for `run`: 1, or the smallest power of two that brings its work per device under
+  twice the fair share (total / units); it must divide the batch sizes."""
   fair_share = sum(_cost(r) for r in runs) / units
   size = 1
-  while size < units and _cost(run) / size > fair_share:
+  while size < units and _cost(run) / size > 2 * fair_share:
     size *= 2
   size = min(size, units)
   while size > 1 and (run["batch_size"] % size or eval_batch % size):

@@ -25,37 +25,38 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
   and each run adds the probe's compile time.
   """
   machine = layout_lib.this_machine(jax.devices()[0].platform, jax.local_device_count())
-  phases = []
+  packed = []
   if jax.process_count() == 1:
     workers = layout_lib.parse_parallel(parallel)
-    phases = layout_lib.plan_phases(runs, machine, workers, config.eval.batch_size)
-  if not phases:
+    packed = layout_lib.plan_workers(runs, machine, workers, config.eval.batch_size)
+  if not packed:
     mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
     seconds = _per_run(step_points(config, plugins, runs, example, mesh), runs)
     return {**seconds, "total_seconds": sum(seconds["seconds"].values()), "workers": 1}
-  by_id = {r["run_id"]: r for r in runs}
-  estimate = {"seconds": {}, "step_seconds": {}, "total_seconds": 0.0, "phases": []}
-  for phase in phases:
-    mine = [by_id[i] for i in phase.run_ids]
-    points = workers_lib.probe_in_worker(config, machine, phase.groups[0], mine)
-    part = _per_run(points, mine)
-    makespan = _greedy_makespan([part["seconds"][i] for i in phase.run_ids], len(phase.groups))
-    estimate["seconds"].update(part["seconds"])
-    estimate["step_seconds"].update(part["step_seconds"])
-    estimate["step_seconds_exponent"] = part["step_seconds_exponent"]
-    estimate["compile_seconds"] = part["compile_seconds"]
-    estimate["total_seconds"] += makespan
-    estimate["phases"].append({"workers": len(phase.groups), "seconds": makespan})
-  estimate["workers"] = max(len(p.groups) for p in phases)
-  return estimate
+  times, estimate = {}, None  # times: group size -> {run_id: seconds on such a worker}
+  for size in sorted({len(w.group) for w in packed}):
+    group = next(w.group for w in packed if len(w.group) == size)
+    part = _per_run(workers_lib.probe_in_worker(config, machine, group, runs), runs)
+    times[size], estimate = part["seconds"], estimate or part  # shown: the narrowest workers
+  total = _greedy_makespan([w.run_ids for w in packed], [times[len(w.group)] for w in packed])
+  return {**estimate, "total_seconds": total, "workers": len(packed)}
 
 
-def _greedy_makespan(seconds: list[float], workers: int) -> float:
-  """When the last of `seconds` (taken in order, each by the first free worker) finishes."""
-  free = [0.0] * workers
-  for s in seconds:
-    free[free.index(min(free))] += s
-  return max(free)
+def _greedy_makespan(takes: list[tuple[str, ...]], seconds: list[dict]) -> float:
+  """When the last run ends if each worker, whenever free, takes the first run of its list
+  that no worker has taken (`seconds[w][run]`: that run's time on worker w)."""
+  free, taken, end = [0.0] * len(takes), set(), 0.0
+  active = set(range(len(takes)))
+  while active:
+    w = min(active, key=lambda i: free[i])
+    run = next((r for r in takes[w] if r not in taken), None)
+    if run is None:
+      active.remove(w)
+      continue
+    taken.add(run)
+    free[w] += seconds[w][run]
+    end = max(end, free[w])
+  return end
 
 
 def _per_run(points: list[tuple[float, float, float]], runs: list[dict]) -> dict:

@@ -109,23 +109,23 @@ def train_sweep(
   runs = select_runs(plan, run_ids, shard_index, num_shards)
   owner = claims.identity(worker=0, sweep=uuid.uuid4().hex)
   machine = layout_lib.this_machine(jax.devices()[0].platform, jax.local_device_count())
-  phases = []
+  packed = []
   if jax.process_count() == 1:
     todo = [r for r in runs if finished_result(config.workdir, r["run_id"]) is None]
-    phases = layout_lib.plan_phases(todo, machine, workers, config.eval.batch_size)
+    packed = layout_lib.plan_workers(todo, machine, workers, config.eval.batch_size)
   peak, peak_source = throughput.peak_flops(
     mesh_lib.data_mesh(jax.local_devices()),
     str(config.model.kwargs.get("dtype", "float32")),
     config.train.get("peak_flops", 0.0),
   )
   plan_seconds = time.perf_counter() - start
-  if not phases:
+  if not packed:
     rows, timings = train_claimed(config, runs, owner, claim_timeout)
     weighted, reason = [(1.0, t) for t in timings], ""
     shape = {"workers": 1, "groups": "all devices of this process"}
   else:
     rows, weighted, reason, shape = _train_packed(
-      config, runs, owner, claim_timeout, machine, phases
+      config, runs, owner, claim_timeout, machine, packed
     )
   wall = time.perf_counter() - start
   summary = summary_lib.sweep_summary(wall, plan_seconds, weighted, peak, peak_source, shape)
@@ -134,24 +134,21 @@ def train_sweep(
   return SweepOutcome(rows, summary, reason)
 
 
-def _train_packed(config, runs, owner, claim_timeout, machine, phases):
-  """(rows, weighted timings, exit reason, layout) of the phases' workers."""
+def _train_packed(config, runs, owner, claim_timeout, machine, workers):
+  """(rows, weighted timings, exit reason, layout) of the packed workers."""
   by_id = {r["run_id"]: r for r in runs}
   worker_rows, weighted, reason = [], [], ""
-  for phase in phases:
-    outcomes = workers_lib.run_phase(config, machine, phase, by_id, owner, claim_timeout)
-    share = min(len(phase.groups[0]) / len(machine.units), 1 / len(phase.groups))
-    for o in outcomes:
-      worker_rows += o.rows
-      weighted += [(share, t) for t in o.timings]
-      if o.returncode == 2:
-        reason = "config error"
-      elif o.returncode == checkpoints.PREEMPTED_EXIT_CODE and not reason:
-        reason = "preempted"
-      elif o.returncode:
-        logging.error("worker %d on %s exited with status %d", o.index, o.group, o.returncode)
-    if reason:
-      break
+  outcomes = workers_lib.run_workers(config, machine, workers, by_id, owner, claim_timeout)
+  for o in outcomes:
+    share = min(len(o.group) / len(machine.units), 1 / len(workers))
+    worker_rows += o.rows
+    weighted += [(share, t) for t in o.timings]
+    if o.returncode == 2:
+      reason = "config error"
+    elif o.returncode == checkpoints.PREEMPTED_EXIT_CODE and not reason:
+      reason = "preempted"
+    elif o.returncode:
+      logging.error("worker %d on %s exited with status %d", o.index, o.group, o.returncode)
   rows = []
   for run in runs:
     mine = [r for r in worker_rows if r["run_id"] == run["run_id"]]
@@ -162,10 +159,13 @@ def _train_packed(config, runs, owner, claim_timeout, machine, phases):
     done = finished_result(config.workdir, run["run_id"], owner["sweep"])
     result = done or {"status": "incomplete"}
     rows.append({**_summary_row(run, result), "action": "skipped" if done else ""})
+  sizes = sorted({len(w.group) for w in workers}, reverse=True)
   shape = {
-    "workers": max(len(p.groups) for p in phases),
-    "groups": "; ".join(f"{len(p.groups)}×{len(p.groups[0])} {machine.platform}" for p in phases),
-    "phases": [{"groups": [list(g) for g in p.groups], "runs": list(p.run_ids)} for p in phases],
+    "workers": len(workers),
+    "groups": " + ".join(
+      f"{sum(len(w.group) == n for w in workers)}×{n} {machine.platform}" for n in sizes
+    ),
+    "worker_runs": [{"group": list(w.group), "runs": list(w.run_ids)} for w in workers],
   }
   return rows, weighted, reason, shape
 

@@ -23,7 +23,7 @@ from absl import logging
 
 import flopsfit
 from flopsfit.engine.checkpoints import PREEMPTED_EXIT_CODE
-from flopsfit.sweep.layout import Machine, Phase
+from flopsfit.sweep.layout import Machine, Worker
 
 _DEVICE_FLAGS = re.compile(
   r"--xla_force_host_platform_device_count=\S+|--xla_cpu_multi_thread_eigen=\S+"
@@ -90,33 +90,32 @@ def _write_spec(scratch: str, name: str, spec: dict, output: str) -> str:
   return path
 
 
-def run_phase(
-  config, machine: Machine, phase: Phase, runs: dict, owner: dict, claim_timeout: float
+def run_workers(
+  config, machine: Machine, workers: list[Worker], runs: dict, owner: dict, claim_timeout: float
 ) -> list[WorkerOutcome]:
-  """Trains the phase's runs on one worker per group; returns when every worker has exited."""
+  """Trains the sweep's runs on one process per worker; returns when every one has exited."""
   scratch = tempfile.mkdtemp(prefix="flopsfit-workers-")
   procs = []
-  for index, group in enumerate(phase.groups):
+  for index, worker in enumerate(workers):
     output = os.path.join(scratch, f"worker-{index}.json")
     spec = {
       "config": config.copy_and_resolve_references(),
-      "runs": [runs[i] for i in phase.run_ids],
-      "owner": {**owner, "worker": index, "devices": list(group)},
+      "runs": [runs[i] for i in worker.run_ids],
+      "owner": {**owner, "worker": index, "devices": list(worker.group)},
       "claim_timeout": claim_timeout,
     }
     spec_path = _write_spec(scratch, f"worker-{index}", spec, output)
     proc = subprocess.Popen(
       [sys.executable, "-m", "flopsfit.sweep.worker", spec_path],
-      env=worker_env(machine, group),
+      env=worker_env(machine, worker.group),
       stdout=sys.stderr.fileno(),
     )
-    procs.append((index, group, proc, time.perf_counter(), output))
+    procs.append((index, worker.group, proc, time.perf_counter(), output))
   logging.info(
-    "%d workers on %s groups of %d: %s",
+    "%d workers on %s device groups %s",
     len(procs),
     machine.platform,
-    len(phase.groups[0]),
-    " ".join(",".join(g) for g in phase.groups),
+    " ".join(",".join(w.group) for w in workers),
   )
   return _wait(procs)
 
