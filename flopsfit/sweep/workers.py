@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,7 +81,9 @@ def probe_in_worker(config, machine: Machine, group: tuple[str, ...], runs: list
   if proc.returncode:
     raise RuntimeError(f"the plan probe's worker on {group} exited with status {proc.returncode}")
   with open(output) as f:
-    return [tuple(p) for p in json.load(f)["points"]]
+    points = [tuple(p) for p in json.load(f)["points"]]
+  shutil.rmtree(scratch, ignore_errors=True)
+  return points
 
 
 def _write_spec(scratch: str, name: str, spec: dict, output: str) -> str:
@@ -117,7 +120,9 @@ def run_workers(
     machine.platform,
     " ".join(",".join(w.group) for w in workers),
   )
-  return _wait(procs)
+  outcomes = _wait(procs)
+  shutil.rmtree(scratch, ignore_errors=True)
+  return outcomes
 
 
 def _wait(procs) -> list[WorkerOutcome]:
