@@ -89,9 +89,7 @@ def setup(tmp_path_factory):
     "planned": config.workdir,
     "run_ids": [r["run_id"] for r in plan["runs"]],
   }
-  start = time.perf_counter()
-  workdir, proc = _train(setup, "packed", "--parallel=2")
-  setup["packed"], setup["packed_seconds"] = workdir, time.perf_counter() - start
+  setup["packed"], proc = _train(setup, "packed", "--parallel=2")
   assert sorted(_trained(proc.stdout)) == sorted(setup["run_ids"])
   assert "sweep efficiency" in proc.stdout
   return setup
@@ -139,31 +137,50 @@ def test_shard_process_and_packed_workers_train_each_run_once(setup):
   assert not [f for f in left if f.startswith("claim")]  # released once result.json is written
 
 
+def _progress(workdir, run_ids, total_steps) -> float:
+  """Share of the sweep's steps logged in metrics.jsonl (a resumed run rewinds its file)."""
+  done = 0
+  for run_id in run_ids:
+    path = os.path.join(workdir, "runs", run_id, "metrics.jsonl")
+    if os.path.exists(path):
+      done += max([m["step"] for m in workdir_lib.read_jsonl(path)], default=0)
+  return done / total_steps
+
+
+def _start_and_wait(setup, workdir, progress: float, log):
+  """Starts the packed sweep in its own process group; returns it once `progress` of the
+  sweep's steps are logged (or it has exited)."""
+  proc = subprocess.Popen(
+    _command(setup, workdir, "--parallel=2"),
+    cwd=ROOT,
+    env=_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=log,
+    start_new_session=True,  # its own process group: the parent and its workers
+  )
+  total = sum(r["steps"] for r in _results(setup["packed"], setup["run_ids"]).values())
+  deadline = time.time() + 600
+  while _progress(workdir, setup["run_ids"], total) < progress and proc.poll() is None:
+    assert time.time() < deadline
+    time.sleep(0.1)
+  return proc
+
+
 def test_sweep_preempted_then_killed_whole_at_random_moments_finishes_like_uninterrupted(setup):
   workdir = _fresh_workdir(setup, "killed")
-  preempted = subprocess.Popen(
-    _command(setup, workdir, "--parallel=2"), cwd=ROOT, env=_env(), stderr=subprocess.PIPE
-  )
-  metrics = [os.path.join(workdir, "runs", r, "metrics.jsonl") for r in setup["run_ids"]]
-  deadline = time.time() + 300
-  while not any(os.path.exists(m) and os.path.getsize(m) for m in metrics):
-    assert time.time() < deadline and preempted.poll() is None
-    time.sleep(0.2)
-  preempted.send_signal(signal.SIGTERM)  # to the parent only: it passes it on to its workers
-  _, stderr = preempted.communicate(timeout=300)
-  assert preempted.returncode == 75, stderr[-3000:]
   rng = random.Random(11)
-  for _ in range(3):
-    proc = subprocess.Popen(
-      _command(setup, workdir, "--parallel=2"),
-      cwd=ROOT,
-      env=_env(),
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL,
-      start_new_session=True,  # its own process group: the parent and its workers
-    )
-    time.sleep(rng.uniform(0.2, 0.6) * setup["packed_seconds"])
-    os.killpg(proc.pid, signal.SIGKILL)
+  moments = sorted(rng.uniform(0.1, 0.9) for _ in range(4))
+  log = open(setup["base"] / "killed.log", "w+")
+  proc = _start_and_wait(setup, workdir, moments[0], log)
+  proc.send_signal(signal.SIGTERM)  # to the parent only: it passes it on to its workers
+  proc.wait(timeout=300)
+  log.seek(0)
+  assert proc.returncode == 75, log.read()[-3000:]  # preempted: re-run to resume
+  for moment in moments[1:]:
+    proc = _start_and_wait(setup, workdir, moment, log)
+    time.sleep(rng.uniform(0.0, 1.0))
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)  # the parent and every worker, like a machine crash
     proc.wait()
   proc = subprocess.run(
     _command(setup, workdir, "--parallel=2", "--claim_timeout=600"),
@@ -183,3 +200,4 @@ def test_sweep_preempted_then_killed_whole_at_random_moments_finishes_like_unint
     metrics = workdir_lib.read_jsonl(os.path.join(workdir, "runs", run_id, "metrics.jsonl"))
     steps = [m["step"] for m in metrics]
     assert steps == sorted(set(steps)) and steps[-1] == result["steps"]
+  assert any(r["resumed_from_steps"] for r in _results(workdir, setup["run_ids"]).values())
