@@ -15,6 +15,9 @@ _FORCE = flags.DEFINE_bool(
   "Re-plan a workdir that holds another sweep's results, moving them to <workdir>/archive/<time>/.",
 )
 _PROBE = flags.DEFINE_bool("probe", True, "Time a few steps to estimate each run's duration.")
+_PARALLEL = flags.DEFINE_string(
+  "parallel", "auto", "The `train --parallel` the time estimate assumes (auto, N or 1)."
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -26,7 +29,10 @@ def main(argv):
   workdir_lib.check_workdir(config.workdir)
   distributed.enable_compilation_cache(config)
   plan = planner.load_or_plan(
-    config, force=_FORCE.value, probe=_PROBE.value and config.sweep.get("probe", True)
+    config,
+    force=_FORCE.value,
+    probe=_PROBE.value and config.sweep.get("probe", True),
+    parallel=_PARALLEL.value,
   )
   print(planner.format_plan(plan))
   print(f"wrote {workdir_lib.sweep_path(config.workdir)}")

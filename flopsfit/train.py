@@ -6,6 +6,7 @@ unfinished run; `--runs` or `--shard_index/--num_shards` select a part. Without 
 is in libraries.
 """
 
+import os
 import sys
 
 from absl import flags
@@ -15,7 +16,7 @@ from flopsfit import cli, config_check, plugins
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import checkpoints, distributed, logs
 from flopsfit.engine import run as run_lib
-from flopsfit.sweep import planner, runner
+from flopsfit.sweep import planner, runner, summary
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:args]).")
 _RUNS = flags.DEFINE_list("runs", None, "Run ids of sweep.json to train (default: all).")
@@ -45,6 +46,17 @@ _PEAK_FLOPS = flags.DEFINE_float(
   "--config.train.peak_flops); default: measured on CPU, a "
   "device table on GPUs.",
 )
+_PARALLEL = flags.DEFINE_string(
+  "parallel",
+  "auto",
+  "Sweep workers: 'auto' packs runs on disjoint device groups (CPU cores, GPUs) chosen from "
+  "the runs' sizes; N: N workers; 1: one run at a time on all devices, in plan order.",
+)
+_CLAIM_TIMEOUT = flags.DEFINE_float(
+  "claim_timeout",
+  60.0,
+  "Seconds without a heartbeat after which another process takes over a run's claim.json.",
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -62,8 +74,26 @@ def main(argv):
     config.train.peak_flops = _PEAK_FLOPS.value
   try:
     if train_sweep:
-      rows = runner.run_sweep(config, _RUNS.value, _SHARD_INDEX.value, _NUM_SHARDS.value)
+      if _PARALLEL.value != "1" and "XLA_PYTHON_CLIENT_PREALLOCATE" not in os.environ:
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # GPUs stay free for the workers
+        os.environ["FLOPSFIT_PARENT_NO_PREALLOCATE"] = "1"
+      outcome = runner.train_sweep(
+        config,
+        _RUNS.value,
+        _SHARD_INDEX.value,
+        _NUM_SHARDS.value,
+        _PARALLEL.value,
+        _CLAIM_TIMEOUT.value,
+      )
+      rows = outcome.rows
       print(runner.format_summary(rows))
+      if outcome.summary and outcome.summary["runs_trained"]:
+        print(summary.format_summary(outcome.summary))
+      if outcome.exit_reason == "config error":
+        sys.exit(2)
+      if outcome.exit_reason == "preempted":
+        print("preempted: checkpoints saved; re-run the same command to resume", file=sys.stderr)
+        sys.exit(checkpoints.PREEMPTED_EXIT_CODE)
       incomplete = [r["run_id"] for r in rows if r["status"] != "completed"]
       if incomplete:
         print(

@@ -56,6 +56,7 @@ class TrainLoop:
     self.status, self.error, self.last_train = "completed", None, {}
     self.window_start, self.window_steps = time.perf_counter(), 0
     self.last_save = (self.step, time.perf_counter())
+    self.checkpoint_seconds = 0.0  # this attempt: saving checkpoints and waiting for writes
 
   def elapsed(self) -> float:
     """Seconds spent on this run, over every attempt."""
@@ -73,10 +74,14 @@ class TrainLoop:
           break
       if self._checkpoint_due(stop):
         self._drain()
+        started = time.perf_counter()
         self.ckpt.save(self.step, state, self.batches, self._progress())
         self.last_save = (self.step, time.perf_counter())
+        self.checkpoint_seconds += self.last_save[1] - started
       if stop.requested or self.step == total:  # before the eval: never train again
+        started = time.perf_counter()
         self.ckpt.wait()
+        self.checkpoint_seconds += time.perf_counter() - started
       if stop.requested:
         raise checkpoints_lib.Preempted(f"{stop.requested} at step {self.step}/{total}")
     return state

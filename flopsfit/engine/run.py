@@ -157,14 +157,17 @@ def train_run(config) -> dict:
     metrics_file.flush()
     loop = TrainLoop(run, ckpt, batches, metrics_file, progress, start_time)
     state = loop.train(state, stop)
-    final_eval = {}
+    final_eval, eval_start = {}, time.perf_counter()
     if loop.status == "completed":
       final_eval = run_final_eval(run, state, stop)
       if not math.isfinite(final_eval.get("loss", float("nan"))):
         loop.status, loop.error = "diverged", "non-finite eval loss"
+    eval_seconds = time.perf_counter() - eval_start
+  wait_start = time.perf_counter()
   ckpt.wait()
+  loop.checkpoint_seconds += time.perf_counter() - wait_start
 
-  result = _result(run, loop, final_eval)
+  result = {**_result(run, loop, final_eval), "eval_seconds": eval_seconds}
   if writer:
     workdir_lib.write_json_atomic(result_path, result)
   ckpt.finish(config.checkpoint.on_finish)
@@ -302,6 +305,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
     "loss_floor": getattr(run.dataset, "loss_floor", None),
     "wall_seconds": wall,
     "compile_seconds": compiled.compile_seconds,
+    "checkpoint_seconds": loop.checkpoint_seconds,
     "resumed_from_steps": loop.resumed_from,
     "tokens_per_second": tokens / wall,
     "peak_flops": run.peak,

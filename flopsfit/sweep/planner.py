@@ -128,8 +128,9 @@ def _device_memory_bytes() -> int | None:
     return None
 
 
-def plan_sweep(config, probe: bool = True) -> dict:
-  """Plans every (budget, shape, seed) run; returns the contents of sweep.json."""
+def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
+  """Plans every (budget, shape, seed) run; returns the contents of sweep.json. The probe's
+  estimate assumes `train --parallel=<parallel>`."""
   if "sweep" not in config:
     raise PlanError("config.sweep: missing; a sweep needs budgets and a shape rule")
   plugins = plugins_lib.load(config)
@@ -191,7 +192,7 @@ def plan_sweep(config, probe: bool = True) -> dict:
     "dropped": dropped,
   }
   if probe:
-    plan["estimate"] = probe_lib.estimate_times(config, plugins, runs, example)
+    plan["estimate"] = probe_lib.estimate_times(config, plugins, runs, example, parallel)
   return plan
 
 
@@ -253,16 +254,18 @@ def format_plan(plan: dict) -> str:
       f"({centre['source']})" + (f", about {group_s / 60:.1f} min" if seconds else "")
     )
   total = plan.get("estimate", {}).get("total_seconds")
+  workers = plan.get("estimate", {}).get("workers", 1)
+  packed = f" ({workers} runs at a time)" if workers > 1 else ""
   lines.append(
     f"total: {len(plan['runs'])} runs"
-    + (f", about {total / 60:.1f} min on this machine" if total else "")
+    + (f", about {total / 60:.1f} min on this machine{packed}" if total else "")
   )
   for d in plan["dropped"]:
     lines.append(f"dropped {d['run_id']} (N={d['params']['non_embedding']:,}): {d['reason']}")
   return "\n".join(lines)
 
 
-def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
+def load_or_plan(config, force: bool = False, probe: bool = True, parallel: str = "1") -> dict:
   """Plans the config into `<workdir>/sweep.json`, refusing to mix with another sweep's results.
 
   A workdir holds one sweep. If its sweep.json came from a config with another identity and
@@ -294,7 +297,7 @@ def load_or_plan(config, force: bool = False, probe: bool = True) -> dict:
         )
       if has_results:
         _archive(config.workdir)
-  plan = plan_sweep(config, probe=probe)
+  plan = plan_sweep(config, probe=probe, parallel=parallel)
   estimate = plan.pop("estimate", None)
   plan = _normalise(plan)
   workdir_lib.write_json_atomic(path, plan)

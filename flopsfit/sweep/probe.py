@@ -1,4 +1,5 @@
-"""The plan's time estimate: a short probe of the real training loop (data included)."""
+"""The plan's time estimate: a short probe of the real training loop (data included), packed
+the way `train` packs the sweep."""
 
 import math
 import time
@@ -9,17 +10,75 @@ import numpy as np
 from flopsfit.data import pipeline
 from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import step as step_lib
+from flopsfit.sweep import layout as layout_lib
+from flopsfit.sweep import workers as workers_lib
 from flopsfit.sweep.run_config import run_config
 
 
-def estimate_times(config, plugins, runs: list[dict], example) -> dict:
-  """Seconds per run on this machine from a short probe of the real loop (data included).
+def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "1") -> dict:
+  """Seconds per run on this machine from a short probe of the real loop (data included), and
+  the sweep's total: their sum when runs go one at a time (`parallel="1"`), else the makespan
+  of the packed schedule (`layout.py`), with step times probed in a worker on one device group.
 
   The smallest and largest runs are timed; step time between them follows a power of the
   FLOPs per step (small shapes use the machine less well, so time grows slower than FLOPs),
   and each run adds the probe's compile time.
   """
-  mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
+  machine = layout_lib.this_machine(jax.devices()[0].platform, jax.local_device_count())
+  packed = []
+  if jax.process_count() == 1:
+    workers = layout_lib.parse_parallel(parallel)
+    packed = layout_lib.plan_workers(runs, machine, workers, config.eval.batch_size)
+  if not packed:
+    mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
+    seconds = _per_run(step_points(config, plugins, runs, example, mesh), runs)
+    return {**seconds, "total_seconds": sum(seconds["seconds"].values()), "workers": 1}
+  times, estimate = {}, None  # times: group size -> {run_id: seconds on such a worker}
+  for size in sorted({len(w.group) for w in packed}):
+    group = next(w.group for w in packed if len(w.group) == size)
+    part = _per_run(workers_lib.probe_in_worker(config, machine, group, runs), runs)
+    times[size], estimate = part["seconds"], estimate or part  # shown: the narrowest workers
+  total = _greedy_makespan([w.run_ids for w in packed], [times[len(w.group)] for w in packed])
+  return {**estimate, "total_seconds": total, "workers": len(packed)}
+
+
+def _greedy_makespan(takes: list[tuple[str, ...]], seconds: list[dict]) -> float:
+  """When the last run ends if each worker, whenever free, takes the first run of its list
+  that no worker has taken (`seconds[w][run]`: that run's time on worker w)."""
+  free, taken, end = [0.0] * len(takes), set(), 0.0
+  active = set(range(len(takes)))
+  while active:
+    w = min(active, key=lambda i: free[i])
+    run = next((r for r in takes[w] if r not in taken), None)
+    if run is None:
+      active.remove(w)
+      continue
+    taken.add(run)
+    free[w] += seconds[w][run]
+    end = max(end, free[w])
+  return end
+
+
+def _per_run(points: list[tuple[float, float, float]], runs: list[dict]) -> dict:
+  (flops_0, seconds_0, _), (flops_1, seconds_1, _) = points[0], points[-1]
+  exponent = 1.0
+  if flops_1 > flops_0 and seconds_1 > seconds_0:
+    exponent = math.log(seconds_1 / seconds_0) / math.log(flops_1 / flops_0)
+  compile_s = max(p[2] for p in points)
+  seconds = {
+    r["run_id"]: r["steps"] * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent + compile_s
+    for r in runs
+  }
+  return {
+    "seconds": seconds,
+    "step_seconds": {f"{flops_0:.6g}": seconds_0, f"{flops_1:.6g}": seconds_1},
+    "step_seconds_exponent": exponent,
+    "compile_seconds": compile_s,
+  }
+
+
+def step_points(config, plugins, runs: list[dict], example, mesh) -> list[tuple]:
+  """(FLOPs per step, seconds per step, compile seconds) of the smallest and largest run."""
   smallest = min(runs, key=lambda r: r["flops_per_step"])
   largest = max(runs, key=lambda r: r["flops_per_step"])
   points = []
@@ -55,19 +114,4 @@ def estimate_times(config, plugins, runs: list[dict], example) -> dict:
       jax.block_until_ready(metrics)
       blocks.append((time.perf_counter() - start) / (2 * k))
     points.append((run["flops_per_step"], min(blocks), compiled.compile_seconds))
-  (flops_0, seconds_0, _), (flops_1, seconds_1, _) = points[0], points[-1]
-  exponent = 1.0
-  if flops_1 > flops_0 and seconds_1 > seconds_0:
-    exponent = math.log(seconds_1 / seconds_0) / math.log(flops_1 / flops_0)
-  compile_s = max(p[2] for p in points)
-  seconds = {
-    r["run_id"]: r["steps"] * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent + compile_s
-    for r in runs
-  }
-  return {
-    "seconds": seconds,
-    "total_seconds": sum(seconds.values()),
-    "step_seconds": {f"{flops_0:.6g}": seconds_0, f"{flops_1:.6g}": seconds_1},
-    "step_seconds_exponent": exponent,
-    "compile_seconds": compile_s,
-  }
+  return points

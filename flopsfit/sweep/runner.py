@@ -1,22 +1,30 @@
 """Trains a planned sweep: every run of sweep.json not yet finished, or a selected part of it.
 
-Independent processes split one sweep with `shard_index`/`num_shards` (run i goes to shard
-i mod num_shards): a SLURM job array or one process per GPU need nothing but the workdir.
+A process trains a run only while it holds the run's claim (`claims.py`), so packed workers,
+`shard_index`/`num_shards` processes (run i goes to shard i mod num_shards) and restarts after
+a crash share one workdir without a coordinator, and no run is trained twice.
 """
 
+import dataclasses
 import os
 import time
 import traceback
+import uuid
 
+import jax
 from absl import logging
 
 from flopsfit import config_check
 from flopsfit import identity as identity_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
-from flopsfit.engine import checkpoints
+from flopsfit.engine import checkpoints, throughput
+from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import run as run_lib
-from flopsfit.sweep import planner
+from flopsfit.sweep import claims, planner
+from flopsfit.sweep import layout as layout_lib
+from flopsfit.sweep import summary as summary_lib
+from flopsfit.sweep import workers as workers_lib
 from flopsfit.sweep.run_config import run_config
 
 
@@ -37,23 +45,19 @@ def select_runs(plan: dict, run_ids=None, shard_index: int = 0, num_shards: int 
   return [r for i, r in enumerate(runs) if i % num_shards == shard_index]
 
 
-def finished_result(workdir: str, run_id: str) -> dict | None:
+def finished_result(workdir: str, run_id: str, sweep: str = "") -> dict | None:
+  """The run's result if it is final, or if it failed in sweep invocation `sweep` (a failed run
+  is tried again by the next invocation, not by every worker of this one)."""
   path = workdir_lib.result_path(workdir, run_id)
   if not os.path.exists(path):
     return None
   result = workdir_lib.read_json_object(path)
-  status = workdir_lib.field(result, path, "status", str)
-  return result if status in workdir_lib.FINAL_STATUSES else None
+  final = workdir_lib.field(result, path, "status", str) in workdir_lib.FINAL_STATUSES
+  return result if final or (sweep and result.get("failed_in_sweep") == sweep) else None
 
 
-def run_sweep(
-  config, run_ids=None, shard_index: int = 0, num_shards: int = 1, force_plan: bool = False
-) -> list[dict]:
-  """Plans if there is no sweep.json, then trains the selected unfinished runs in order.
-
-  One failed or diverged run does not stop the others; a failed run's result.json records
-  the error. Returns one summary row per selected run.
-  """
+def load_plan(config, force_plan: bool = False, parallel: str = "1") -> dict:
+  """sweep.json of this config (planned now if there is none)."""
   path = workdir_lib.sweep_path(config.workdir)
   if os.path.exists(path) and not force_plan:
     plan = planner.read_plan(path)
@@ -62,33 +66,184 @@ def run_sweep(
         f"{path}: planned from a different config; re-plan with "
         "`python -m flopsfit.plan --force` or use a new config.workdir"
       )
+    return plan
+  plan = planner.load_or_plan(config, force=force_plan, parallel=parallel)
+  logging.info("planned %d runs into %s:\n%s", len(plan["runs"]), path, planner.format_plan(plan))
+  return plan
+
+
+def run_sweep(
+  config,
+  run_ids=None,
+  shard_index: int = 0,
+  num_shards: int = 1,
+  force_plan: bool = False,
+  claim_timeout: float = claims.DEFAULT_TIMEOUT,
+) -> list[dict]:
+  """Plans if there is no sweep.json, then trains the selected unfinished runs in order, in
+  this process on all its devices. Returns one summary row per selected run."""
+  outcome = train_sweep(config, run_ids, shard_index, num_shards, "1", claim_timeout, force_plan)
+  return outcome.rows
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+  rows: list[dict]  # one per selected run
+  summary: dict | None  # sweep_summary.json
+  exit_reason: str = ""  # "" | "preempted" | "config error"
+
+
+def train_sweep(
+  config,
+  run_ids=None,
+  shard_index: int = 0,
+  num_shards: int = 1,
+  parallel: str = "auto",
+  claim_timeout: float = claims.DEFAULT_TIMEOUT,
+  force_plan: bool = False,
+) -> SweepOutcome:
+  """Plans if needed, trains the selected unfinished runs packed on the machine (`layout.py`),
+  and writes `<workdir>/sweep_summary.json`. `parallel="1"`: in this process, in plan order."""
+  start, workers = time.perf_counter(), layout_lib.parse_parallel(parallel)
+  plan = load_plan(config, force_plan, parallel)
+  runs = select_runs(plan, run_ids, shard_index, num_shards)
+  owner = claims.identity(worker=0, sweep=uuid.uuid4().hex)
+  machine = layout_lib.this_machine(jax.devices()[0].platform, jax.local_device_count())
+  packed = []
+  if jax.process_count() == 1:
+    todo = [r for r in runs if finished_result(config.workdir, r["run_id"]) is None]
+    packed = layout_lib.plan_workers(todo, machine, workers, config.eval.batch_size)
+  peak, peak_source = throughput.peak_flops(
+    mesh_lib.data_mesh(jax.local_devices()),
+    str(config.model.kwargs.get("dtype", "float32")),
+    config.train.get("peak_flops", 0.0),
+  )
+  plan_seconds = time.perf_counter() - start
+  if not packed:
+    rows, timings = train_claimed(config, runs, owner, claim_timeout)
+    weighted, reason = [(1.0, t) for t in timings], ""
+    shape = {"workers": 1, "groups": "all devices of this process"}
   else:
-    plan = planner.load_or_plan(config, force=force_plan)
-    logging.info("planned %d runs into %s:\n%s", len(plan["runs"]), path, planner.format_plan(plan))
+    rows, weighted, reason, shape = _train_packed(
+      config, runs, owner, claim_timeout, machine, packed
+    )
+  wall = time.perf_counter() - start
+  summary = summary_lib.sweep_summary(wall, plan_seconds, weighted, peak, peak_source, shape)
+  if weighted:
+    summary_lib.write(config.workdir, summary)
+  return SweepOutcome(rows, summary, reason)
+
+
+def _train_packed(config, runs, owner, claim_timeout, machine, workers):
+  """(rows, weighted timings, exit reason, layout) of the packed workers."""
+  by_id = {r["run_id"]: r for r in runs}
+  worker_rows, weighted, reason = [], [], ""
+  outcomes = workers_lib.run_workers(config, machine, workers, by_id, owner, claim_timeout)
+  for o in outcomes:
+    share = min(len(o.group) / len(machine.units), 1 / len(workers))
+    worker_rows += o.rows
+    weighted += [(share, t) for t in o.timings]
+    if o.returncode == 2:
+      reason = "config error"
+    elif o.returncode == checkpoints.PREEMPTED_EXIT_CODE and not reason:
+      reason = "preempted"
+    elif o.returncode:
+      logging.error("worker %d on %s exited with status %d", o.index, o.group, o.returncode)
   rows = []
-  for run in select_runs(plan, run_ids, shard_index, num_shards):
-    done = finished_result(config.workdir, run["run_id"])
-    action = "skipped" if done else "trained"
-    if done is None:
-      start = time.perf_counter()
+  for run in runs:
+    mine = [r for r in worker_rows if r["run_id"] == run["run_id"]]
+    mine.sort(key=lambda r: r["action"] != "trained")
+    if mine:
+      rows.append(mine[0])
+      continue
+    done = finished_result(config.workdir, run["run_id"], owner["sweep"])
+    result = done or {"status": "incomplete"}
+    rows.append({**_summary_row(run, result), "action": "skipped" if done else ""})
+  sizes = sorted({len(w.group) for w in workers}, reverse=True)
+  shape = {
+    "workers": len(workers),
+    "groups": " + ".join(
+      f"{sum(len(w.group) == n for w in workers)}×{n} {machine.platform}" for n in sizes
+    ),
+    "worker_runs": [{"group": list(w.group), "runs": list(w.run_ids)} for w in workers],
+  }
+  return rows, weighted, reason, shape
+
+
+def train_claimed(
+  config,
+  runs: list[dict],
+  owner: dict,
+  claim_timeout: float,
+  devices: int | None = None,
+  poll_seconds: float = 1.0,
+) -> tuple[list[dict], list[dict]]:
+  """Trains each of `runs` not finished yet whose claim this process gets, in order.
+
+  A run claimed by another live process of the same sweep invocation (`owner["sweep"]`) is
+  left to it; one claimed by any other process is waited for, and taken over if that claim
+  goes stale. One failed or diverged run does not stop the others; a failed run's
+  result.json records the error. Returns (summary rows, timing of each run trained here).
+  """
+  rows, timings, pending = {}, [], list(runs)
+  while pending:
+    trained_one, waiting = False, []
+    for run in pending:
+      done = finished_result(config.workdir, run["run_id"], owner["sweep"])
+      if done is not None:
+        rows[run["run_id"]] = {**_summary_row(run, done), "action": "skipped"}
+        continue
+      claim, holder = claims.try_claim(config.workdir, run["run_id"], owner, claim_timeout)
+      if claim is None:
+        if holder.get("sweep") != owner["sweep"]:
+          waiting.append(run)  # another sweep's process: wait for it, or take it over
+        continue
       try:
-        done = run_lib.train_run(run_config(config, run))
-      except (
-        plugins_lib.PluginError,
-        config_check.ConfigError,
-        checkpoints.CheckpointMismatch,
-        checkpoints.Preempted,
-        workdir_lib.WorkdirFileError,
-      ):
-        raise  # the config or a workdir file is wrong, or the whole process must stop
-      except Exception as e:  # this run failed; record it and go on
-        logging.error("%s failed:\n%s", run["run_id"], traceback.format_exc())
-        done = _failed_result(config, run, e, time.perf_counter() - start)
-    rows.append({**_summary_row(run, done), "action": action})
-  return rows
+        done = finished_result(config.workdir, run["run_id"], owner["sweep"])
+        action = "skipped" if done else "trained"
+        if done is None:
+          done, timing = _train_one(config, run, owner["sweep"], devices)
+          timings.append(timing)
+      finally:
+        claim.release()
+      rows[run["run_id"]] = {**_summary_row(run, done), "action": action}
+      trained_one = True
+      break  # back to the top: the order of `runs` is the order of preference
+    pending = [r for r in (pending if trained_one else waiting) if r["run_id"] not in rows]
+    if pending and not trained_one:
+      time.sleep(poll_seconds)
+  return [rows[r["run_id"]] for r in runs if r["run_id"] in rows], timings
 
 
-def _failed_result(config, run: dict, error: Exception, seconds: float) -> dict:
+def _train_one(config, run: dict, sweep: str, devices: int | None) -> tuple[dict, dict]:
+  """(result, timing) of one run trained in this process."""
+  start = time.perf_counter()
+  try:
+    result = run_lib.train_run(run_config(config, run, devices))
+  except (
+    plugins_lib.PluginError,
+    config_check.ConfigError,
+    checkpoints.CheckpointMismatch,
+    checkpoints.Preempted,
+    workdir_lib.WorkdirFileError,
+  ):
+    raise  # the config or a workdir file is wrong, or the whole process must stop
+  except Exception as e:  # this run failed; record it and go on
+    logging.error("%s failed:\n%s", run["run_id"], traceback.format_exc())
+    result = _failed_result(config, run, e, time.perf_counter() - start, sweep)
+  seconds = time.perf_counter() - start
+  resumed = result.get("resumed_from_steps") or [0]
+  return result, {
+    "run_id": run["run_id"],
+    "seconds": seconds,
+    "compile_seconds": result.get("compile_seconds", 0.0),
+    "eval_seconds": result.get("eval_seconds", 0.0),
+    "checkpoint_seconds": result.get("checkpoint_seconds", 0.0),
+    "flops": max(0, result.get("steps", 0) - resumed[-1]) * result.get("flops_per_step", 0.0),
+  }
+
+
+def _failed_result(config, run: dict, error: Exception, seconds: float, sweep: str) -> dict:
   result = {
     "run_id": run["run_id"],
     "status": "failed",
@@ -102,6 +257,7 @@ def _failed_result(config, run: dict, error: Exception, seconds: float) -> dict:
     "final_eval_loss": None,
     "flops": {"xla": 0.0},
     "wall_seconds": seconds,
+    "failed_in_sweep": sweep,
   }
   workdir_lib.write_json_atomic(workdir_lib.result_path(config.workdir, run["run_id"]), result)
   return result

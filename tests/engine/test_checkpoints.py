@@ -203,6 +203,7 @@ def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tm
     "--config.sweep.min_steps=20",
     "--config.sweep.probe=False",
     "--config.checkpoint.every_steps=20",
+    "--parallel=1",  # one process: the failpoint kills it (packed: tests/sweep/test_packing.py)
   ]
   planned = _train(setup["config"], workdir, *flags, cache=setup["cache"], module="flopsfit.plan")
   assert planned.returncode == 0, planned.stderr[-3000:]

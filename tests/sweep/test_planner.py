@@ -51,6 +51,17 @@ def test_probe_estimates_every_run_without_changing_the_plan(sweep_config):
   assert open(os.path.join(sweep_config.workdir, "sweep.json")).read() == text
 
 
+def test_probe_of_a_packed_sweep_times_a_worker_and_schedules_the_runs(sweep_config):
+  """With two one-core workers the estimate is the greedy schedule's makespan: at least the
+  longest run, at most all runs one after another."""
+  plan = planner.load_or_plan(sweep_config, probe=True, parallel="2")
+  estimate = plan["estimate"]
+  seconds = estimate["seconds"]
+  assert set(seconds) == {r["run_id"] for r in plan["runs"]} and estimate["workers"] == 2
+  assert max(seconds.values()) <= estimate["total_seconds"] < sum(seconds.values())
+  assert "(2 runs at a time)" in planner.format_plan(plan)
+
+
 def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
   sweep_config.sweep.min_steps = 150
   plan = planner.plan_sweep(sweep_config, probe=False)

@@ -1,0 +1,167 @@
+"""Starts the worker processes of a packed sweep, one per device group, and waits for them.
+
+Each worker is `python -m flopsfit.sweep.worker` (a fresh interpreter: JAX is never forked)
+whose environment gives it its devices before JAX starts: on CPU its cores (pinned by the
+worker) and as many forced host devices, XLA's Eigen thread pool sized by the pinning and
+single-threaded for a one-core worker; on GPUs a CUDA_VISIBLE_DEVICES subset. Workers share the
+parent's process group; a SIGTERM to the parent is passed on to them (each saves a checkpoint
+and exits 75).
+"""
+
+import dataclasses
+import json
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import logging
+
+import flopsfit
+from flopsfit.engine.checkpoints import PREEMPTED_EXIT_CODE
+from flopsfit.sweep.layout import Machine, Worker
+
+_DEVICE_FLAGS = re.compile(
+  r"--xla_force_host_platform_device_count=\S+|--xla_cpu_multi_thread_eigen=\S+"
+)
+
+
+@dataclasses.dataclass
+class WorkerOutcome:
+  index: int
+  group: tuple[str, ...]
+  returncode: int
+  seconds: float
+  rows: list[dict]
+  timings: list[dict]
+
+
+def worker_env(machine: Machine, group: tuple[str, ...]) -> dict:
+  """The environment of a worker on `group`: its devices, fixed before JAX starts."""
+  env = dict(os.environ)
+  package_root = os.path.dirname(os.path.dirname(os.path.abspath(flopsfit.__file__)))
+  env["PYTHONPATH"] = os.pathsep.join(
+    p for p in (package_root, os.getcwd(), env.get("PYTHONPATH", "")) if p
+  )
+  if os.environ.get("FLOPSFIT_PARENT_NO_PREALLOCATE"):
+    env.pop("XLA_PYTHON_CLIENT_PREALLOCATE", None)  # set only so the parent holds no GPU memory
+  env.pop("FLOPSFIT_PARENT_NO_PREALLOCATE", None)
+  if machine.platform == "cpu":
+    flags = _DEVICE_FLAGS.sub("", env.get("XLA_FLAGS", "")).split()
+    flags.append(f"--xla_force_host_platform_device_count={len(group)}")
+    if len(group) == 1:
+      flags.append("--xla_cpu_multi_thread_eigen=false")
+    env["XLA_FLAGS"] = " ".join(flags)
+    env["FLOPSFIT_WORKER_CORES"] = ",".join(group)
+  else:
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(group)
+  return env
+
+
+def probe_in_worker(config, machine: Machine, group: tuple[str, ...], runs: list[dict]) -> list:
+  """The plan probe's step times (`probe.step_points`) measured in a worker on `group`."""
+  scratch = tempfile.mkdtemp(prefix="flopsfit-probe-")
+  output = os.path.join(scratch, "probe.json")
+  spec_path = _write_spec(
+    scratch,
+    "probe",
+    {"probe": True, "config": config.copy_and_resolve_references(), "runs": runs},
+    output,
+  )
+  proc = subprocess.run(
+    [sys.executable, "-m", "flopsfit.sweep.worker", spec_path],
+    env=worker_env(machine, group),
+    stdout=sys.stderr.fileno(),
+  )
+  if proc.returncode:
+    raise RuntimeError(f"the plan probe's worker on {group} exited with status {proc.returncode}")
+  with open(output) as f:
+    points = [tuple(p) for p in json.load(f)["points"]]
+  shutil.rmtree(scratch, ignore_errors=True)
+  return points
+
+
+def _write_spec(scratch: str, name: str, spec: dict, output: str) -> str:
+  path = os.path.join(scratch, f"{name}.pkl")
+  with open(path, "wb") as f:
+    pickle.dump({**spec, "output": output, "parent_pid": os.getpid()}, f)
+  return path
+
+
+def run_workers(
+  config, machine: Machine, workers: list[Worker], runs: dict, owner: dict, claim_timeout: float
+) -> list[WorkerOutcome]:
+  """Trains the sweep's runs on one process per worker; returns when every one has exited."""
+  scratch = tempfile.mkdtemp(prefix="flopsfit-workers-")
+  procs = []
+  for index, worker in enumerate(workers):
+    output = os.path.join(scratch, f"worker-{index}.json")
+    spec = {
+      "config": config.copy_and_resolve_references(),
+      "runs": [runs[i] for i in worker.run_ids],
+      "owner": {**owner, "worker": index, "devices": list(worker.group)},
+      "claim_timeout": claim_timeout,
+    }
+    spec_path = _write_spec(scratch, f"worker-{index}", spec, output)
+    proc = subprocess.Popen(
+      [sys.executable, "-m", "flopsfit.sweep.worker", spec_path],
+      env=worker_env(machine, worker.group),
+      stdout=sys.stderr.fileno(),
+    )
+    procs.append((index, worker.group, proc, time.perf_counter(), output))
+  logging.info(
+    "%d workers on %s device groups %s",
+    len(procs),
+    machine.platform,
+    " ".join(",".join(w.group) for w in workers),
+  )
+  outcomes = _wait(procs)
+  shutil.rmtree(scratch, ignore_errors=True)
+  return outcomes
+
+
+def _wait(procs) -> list[WorkerOutcome]:
+  """Waits for every worker; a worker stopped by a SIGTERM passed on to it counts as
+  preempted (exit 75) even when the signal came before it could save a checkpoint."""
+  forwarded = []
+
+  def forward(signum, frame):
+    forwarded.append(signum)
+    for _, _, proc, _, _ in procs:
+      if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+
+  previous = signal.signal(signal.SIGTERM, forward)
+  try:
+    outcomes = []
+    for index, group, proc, start, output in procs:
+      while True:
+        try:
+          code = proc.wait()
+          break
+        except InterruptedError:
+          continue
+      if forwarded and code == -signal.SIGTERM:
+        code = PREEMPTED_EXIT_CODE
+      outcome = {"rows": [], "timings": []}
+      if os.path.exists(output):
+        with open(output) as f:
+          outcome = json.load(f)
+      outcomes.append(
+        WorkerOutcome(
+          index,
+          group,
+          code,
+          time.perf_counter() - start,
+          outcome["rows"],
+          outcome["timings"],
+        )
+      )
+    return outcomes
+  finally:
+    signal.signal(signal.SIGTERM, previous)
