@@ -1,7 +1,8 @@
 """Trains a sweep (or one model) to exact FLOP budgets: `python -m flopsfit.train --config=...`.
 
 With a `sweep` section in the config it plans (if there is no sweep.json yet) and trains every
-unfinished run; `--runs` or `--shard_index/--num_shards` select a part. Without one, or with
+unfinished run, several at once on disjoint device groups (`--parallel`, docs/performance-sweep.md);
+`--runs` or `--shard_index/--num_shards` select a part. Without one, or with
 `--single`, it trains the one model the config describes. Kept short on purpose: the logic
 is in libraries.
 """
