@@ -194,6 +194,7 @@ def test_checkpoint_of_another_config_is_refused(setup, tmp_path):
   assert not os.path.exists(os.path.join(other, "runs", RUN_ID, "result.json"))
 
 
+@pytest.mark.slow  # tests/sweep/test_packing.py kills a whole (packed) sweep and re-runs it too
 def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tmp_path):
   workdir = str(tmp_path / "sweep")
   flags = [
@@ -273,7 +274,14 @@ RANDOM_MODELS = {  # config.model of a model drawing random numbers, a budget, t
 }
 
 
-@pytest.mark.parametrize("name", sorted(RANDOM_MODELS))
+# One model in the default run; the other two exercise the same checkpointed streams (slow).
+@pytest.mark.parametrize(
+  "name",
+  [
+    n if n == "dropout_mlp" else pytest.param(n, marks=pytest.mark.slow)
+    for n in sorted(RANDOM_MODELS)
+  ],
+)
 def test_sweep_of_a_model_drawing_random_numbers_resumes_bitwise(name, tmp_path):
   """Plan and train a sweep (one ~100-step run: compiles dominate); killed at step 50, the
   resumed sweep ends bitwise equal to an uninterrupted one."""
