@@ -8,16 +8,17 @@ Quick:   --config=configs/gpt.py:quick      (budgets 3e10, 1e11 × 4 sizes, abou
 One run: python -m flopsfit.train --config=configs/gpt.py:size=small --single
 Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdirs/big
 
-Hardware and time: 2 CPU cores, about 7.5 minutes for the three stages (17 runs at 1e11, 3e11
-and 1e12 FLOPs, d_model 8-64, 1-4 layers, 400-12,700 steps of 16×64 tokens; 7 min 17-47 s
-measured from a clean clone, `pip install` included).
+Hardware and time: 2 CPU cores (AMD EPYC, AVX2), about 11 minutes for the three stages (17 runs
+at 1e11, 3e11 and 1e12 FLOPs, d_model 8-64, 1-4 layers, 400-12,900 steps of 16×64 tokens,
+packed as two one-core workers; 10 min 47 s measured from a clean clone: train 627 s of which
+plan 111 s, compile 76 s, train 416 s; sweep efficiency 0.124, sweep_summary.json).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-about 2.69, 2.55, 2.31 nats at 7k, 40k, 40k non-embedding parameters), larger budgets reach lower
+2.672, 2.537, 2.314 nats at 7k, 40k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E lands near the language's exact floor of 1.840 nats for 64-token
 windows (entropy rate 1.816). Measured, one seed: Approach 2 (all 3 budgets) gives
-N_opt ∝ C^0.77 [0.50, 1.23] and D_opt ∝ C^0.36 and predicts the held-out 1e12 budget's N_opt to
-2%; Approach 3 gives E = 1.88 [1.19, 2.13], α = 0.34, β = 0.91, a = 0.73 [0.63, 0.88] and
-predicts the held-out budget's losses to 1.8% (mean). These tiny models want far more than 20
+N_opt ∝ C^0.78 [0.54, 1.24] and D_opt ∝ C^0.35 and predicts the held-out 1e12 budget's N_opt to
+1%; Approach 3 gives E = 1.94 [1.04, 2.16], α = 0.35, β = 0.97, a = 0.73 [0.64, 0.91] and
+predicts the held-out budget's losses to 1.7% (mean). These tiny models want far more than 20
 tokens per parameter (about 200 at 1e11, 75 at 1e12), hence sweep.tokens_per_param = 150; with
 one seed and three budgets the intervals are wide (add sweep.budgets or sweep.seeds).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
