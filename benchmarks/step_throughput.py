@@ -66,8 +66,8 @@ def main():
 
   cpu_flags.configure()
   import jax
-  import ml_collections
   import numpy as np
+  from default_optim import default_optim
   from flax import nnx
 
   from flopsfit import losses
@@ -76,20 +76,7 @@ def main():
   from flopsfit.engine import step as step_lib
   from flopsfit.models.gpt import GPT
 
-  optim = ml_collections.ConfigDict(
-    dict(
-      learning_rate=1e-3,
-      schedule="cosine",
-      warmup_fraction=0.05,
-      decay_fraction=0.2,
-      final_lr_fraction=0.1,
-      weight_decay=0.1,
-      b1=0.9,
-      b2=0.95,
-      eps=1e-8,
-      grad_clip=1.0,
-    )
-  )
+  optim = default_optim(learning_rate=1e-3)
   mesh = mesh_lib.data_mesh()
   peak, _ = throughput.peak_flops(mesh, args.dtype, args.peak_flops)
   rows = []

@@ -1,5 +1,6 @@
 """The smallest default-sweep step (GPT d16/L1, seq 64, batch 16, vocab 64, 20 steps per
-scanned call): the landed code vs this checkout, side by side, in alternating processes.
+scanned call): the code before this change vs this checkout, side by side, in alternating
+processes.
 
   python benchmarks/tiny_step.py [--rounds=3] [--baseline=68a5798]
 
@@ -31,8 +32,8 @@ def child(configure: bool, one_core: bool) -> dict:
 
     cpu_flags.configure()
   import jax
-  import ml_collections
   import numpy as np
+  from default_optim import default_optim
   from flax import nnx
 
   from flopsfit import losses
@@ -40,20 +41,7 @@ def child(configure: bool, one_core: bool) -> dict:
   from flopsfit.engine import step as step_lib
   from flopsfit.models.gpt import GPT
 
-  optim = ml_collections.ConfigDict(
-    dict(
-      learning_rate=1e-3,
-      schedule="cosine",
-      warmup_fraction=0.05,
-      decay_fraction=0.2,
-      final_lr_fraction=0.1,
-      weight_decay=0.1,
-      b1=0.9,
-      b2=0.95,
-      eps=1e-8,
-      grad_clip=1.0,
-    )
-  )
+  optim = default_optim(learning_rate=1e-3)
   build = lambda: GPT(
     vocab_size=VOCAB, d_model=D_MODEL, n_layers=N_LAYERS, head_dim=8, rngs=nnx.Rngs(0)
   )
@@ -99,7 +87,11 @@ def run_variant(path: str, configure: bool, one_core: bool) -> dict:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--baseline", default="68a5798", help="git ref of the landed code")
+  parser.add_argument(
+    "--baseline",
+    default="68a5798",
+    help="git ref to compare with (68a5798: the landed step moved into engine/)",
+  )
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--path", default=REPO, help=argparse.SUPPRESS)
   parser.add_argument("--configure", action="store_true", help=argparse.SUPPRESS)
@@ -114,7 +106,7 @@ def main():
     )
     subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
     variants = {
-      f"landed ({args.baseline}), 2 cores": (baseline, False, False),
+      f"before ({args.baseline}), 2 cores": (baseline, False, False),
       "now, 2 cores": (REPO, True, False),
       "now, 1 core (per packed worker)": (REPO, True, True),
     }

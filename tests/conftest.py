@@ -16,15 +16,27 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flop
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
-def tiny_gpt_config(workdir: str):
-  """configs/gpt.py shrunk to a run of a few seconds on 2 devices."""
+def gpt_config_module():
+  """configs/gpt.py as a module (configs/ is not a package)."""
   import importlib.util
 
   path = os.path.join(os.path.dirname(__file__), "..", "configs", "gpt.py")
   spec = importlib.util.spec_from_file_location("gpt_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config("size=tiny")
+  return module
+
+
+def gpt_optim(learning_rate: float = 1e-2):
+  """configs/gpt.py's optimizer section at `learning_rate`: for tests that build a step."""
+  optim = gpt_config_module().get_config().optim
+  optim.learning_rate = learning_rate
+  return optim
+
+
+def tiny_gpt_config(workdir: str):
+  """configs/gpt.py shrunk to a run of a few seconds on 2 devices."""
+  config = gpt_config_module().get_config("size=tiny")
   config.workdir = workdir
   config.seq_len = 32
   config.train.budget_flops = 2e9

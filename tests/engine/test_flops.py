@@ -3,9 +3,9 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
+from conftest import gpt_optim
 from flax import nnx
 
 from flopsfit import losses
@@ -13,20 +13,7 @@ from flopsfit.config_check import ConfigError
 from flopsfit.engine import flops, mesh
 from flopsfit.engine import step as step_lib
 
-OPTIM = ml_collections.ConfigDict(
-  dict(
-    learning_rate=1e-2,
-    schedule="cosine",
-    warmup_fraction=0.05,
-    decay_fraction=0.2,
-    final_lr_fraction=0.1,
-    weight_decay=0.1,
-    b1=0.9,
-    b2=0.95,
-    eps=1e-8,
-    grad_clip=1.0,
-  )
-)
+OPTIM = gpt_optim()
 VOCAB, D, HEADS, SEQ, BATCH = 64, 32, 4, 32, 8
 
 
