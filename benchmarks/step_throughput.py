@@ -62,9 +62,6 @@ def main():
   os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={args.cpu_devices}"
   )
-  from flopsfit.engine import cpu_flags
-
-  cpu_flags.configure()
   import jax
   import numpy as np
   from default_optim import default_optim

@@ -28,7 +28,7 @@ def child(configure: bool, one_core: bool) -> dict:
   if one_core:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
   if configure:
-    from flopsfit.engine import cpu_flags
+    import cpu_flags  # benchmarks/cpu_flags.py, beside this script
 
     cpu_flags.configure()
   import jax

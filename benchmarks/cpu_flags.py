@@ -1,7 +1,7 @@
-"""XLA's CPU runtime flags for small steps, set before JAX starts its backend.
+"""An experiment: XLA CPU runtime flags for small steps, set before JAX starts its backend.
 
-A sweep's steps are tiny (1k-200k parameters): on CPU their cost is per kernel, not per
-FLOP. Two defaults cut it (benchmarks/tiny_step.py measures them against the plain runtime):
+Not used by flopsfit itself: benchmarks/tiny_step.py times a step with them against the step
+without them, and until a quiet machine shows a gain they stay out of the package. The flags:
 - `--xla_cpu_experimental_ynn_fusion_type=` (no YNNPACK fusions): XLA's own loop and dot
   emitters are faster than a YNNPACK call for the small reductions and matmuls of a tiny step.
 - `--xla_cpu_multi_thread_eigen=false` when the process has one core: no thread-pool
