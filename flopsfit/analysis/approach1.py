@@ -60,16 +60,7 @@ def fit(table: RunTable) -> dict[str, Any]:
     )
   laws = laws_batched(table, envelope[None])
   return {
-    "envelope": [
-      {
-        "run_id": str(table.run_id[i]),
-        "C": float(table.C[i]),
-        "loss": float(table.loss[i]),
-        "N": float(table.N[i]),
-        "D": float(table.D[i]),
-      }
-      for i in runs
-    ],
+    "envelope": [table.point(i) for i in runs],
     "N_opt": {
       "coefficient": float(np.exp(laws["N_log_k"][0])),
       "exponent": float(laws["N_exponent"][0]),

@@ -141,16 +141,7 @@ def fit(table: RunTable) -> dict[str, Any]:
       }
       reasons += [f"{name}: {REASONS[k]}" for k in np.flatnonzero(curve["failures"][0])]
     entry["reasons"] = reasons
-    entry["points"] = [
-      {
-        "run_id": str(table.run_id[i]),
-        "N": float(table.N[i]),
-        "D": float(table.D[i]),
-        "C": float(table.C[i]),
-        "loss": float(table.loss[i]),
-      }
-      for i in members
-    ]
+    entry["points"] = [table.point(i) for i in members]
     budgets.append(entry)
   included = int(optima["included"][0].sum())
   if included < MIN_BUDGETS:

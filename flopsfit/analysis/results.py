@@ -40,6 +40,16 @@ class RunTable:
   def num_groups(self) -> int:
     return int(self.budgets.size)
 
+  def point(self, i: int) -> dict[str, Any]:
+    """Run `i` as scaling_laws.json lists it: run_id, N, D, C, loss."""
+    return {
+      "run_id": str(self.run_id[i]),
+      "N": float(self.N[i]),
+      "D": float(self.D[i]),
+      "C": float(self.C[i]),
+      "loss": float(self.loss[i]),
+    }
+
   def group_mean_C(self) -> np.ndarray:
     """[G] mean C of each group's runs: the C that per-budget optima are regressed on."""
     sums = np.bincount(self.group, weights=self.C, minlength=self.num_groups)
