@@ -3,6 +3,7 @@
   python benchmarks/step_throughput.py [--json] [--cpu_devices=2] [--steps=5]
   python benchmarks/step_throughput.py --reference --torch     # the reference shape only,
                                                                # and PyTorch eager beside it
+  python benchmarks/step_throughput.py --large --dtype=bfloat16 --attention=cudnn  # a GPU
 
 FLOPs per step are flopsfit's count (the lowered step, as in training); the peak is a large
 matmul measured in the same process on CPU (so on CPU "mfu" is the step's FLOP/s as a
@@ -27,6 +28,10 @@ SIZES = [  # d_model, n_layers, seq_len, batch, vocab, head_dim, tied head
   (512, 8, 256, 8, 256, 16, True),
 ]
 REFERENCE = (256, 4, 256, 16, 512, 64, False)  # the PyTorch comparison's shape
+LARGE = [  # accelerator-sized shapes (--large)
+  (1024, 8, 1024, 16, 32768, 64, False),
+  (2048, 8, 2048, 8, 32768, 128, False),
+]
 COLUMNS = [
   "shape",
   "d_model",
@@ -35,6 +40,7 @@ COLUMNS = [
   "batch",
   "devices",
   "params",
+  "flops_per_step",
   "tokens_per_s",
   "flops_per_s",
   "peak_flops",
@@ -56,6 +62,13 @@ def main():
     help="peak FLOP/s per device for MFU (default: measured on CPU, a table on GPUs)",
   )
   parser.add_argument("--reference", action="store_true", help="only the reference shape")
+  parser.add_argument("--large", action="store_true", help="accelerator-sized shapes instead")
+  parser.add_argument(
+    "--attention",
+    default="xla",
+    choices=["xla", "cudnn"],
+    help="the GPT's attention kernel (cudnn: NVIDIA GPUs, bfloat16)",
+  )
   parser.add_argument("--torch", action="store_true", help="PyTorch eager at the reference shape")
   args = parser.parse_args()
   torch_row = _torch_reference(args.steps) if args.torch else None
@@ -78,7 +91,7 @@ def main():
   peak, _ = throughput.peak_flops(mesh, args.dtype, args.peak_flops)
   rows = []
   for d_model, n_layers, seq_len, batch, vocab, head_dim, tied in (
-    [REFERENCE] if args.reference else SIZES + [REFERENCE]
+    [REFERENCE] if args.reference else LARGE if args.large else SIZES + [REFERENCE]
   ):
     batch = max(batch, mesh.size)
     build = lambda: GPT(
@@ -88,6 +101,7 @@ def main():
       head_dim=head_dim,
       tied_embeddings=tied,
       dtype=args.dtype,
+      attention=args.attention,
       rngs=nnx.Rngs(0),
     )
     tokens = np.random.default_rng(0).integers(0, vocab, (batch, seq_len), dtype=np.int32)
@@ -115,6 +129,7 @@ def main():
         "batch": batch,
         "devices": mesh.size,
         "params": params.count_params(nnx.eval_shape(build))["total"],
+        "flops_per_step": compiled.flops_per_step,
         "tokens_per_s": batch * seq_len / seconds,
         "flops_per_s": flops_per_s,
         "peak_flops": peak,
@@ -126,6 +141,7 @@ def main():
     json.dump({"flopsfit": rows, "torch": torch_row}, sys.stdout, indent=1)
     print()
     return
+  print(f"{jax.devices()[0].device_kind}, {args.dtype}, attention {args.attention}")
   print(" | ".join(f"{c:>12}" for c in COLUMNS))
   for row in rows:
     cells = []

@@ -8,9 +8,9 @@ gives those kernels' FLOPs (`custom_call_flops`, docs/plugins-flops.md), otherwi
 """
 
 import re
-from typing import Any
 
 from flopsfit.config_check import ConfigError
+from flopsfit.xla_cost import cost_analysis_flops, lowered_flops  # noqa: F401 (re-exported)
 
 # Custom calls that only annotate (sharding, placement, layout) and do no arithmetic.
 ANNOTATION_TARGETS = frozenset(
@@ -33,24 +33,6 @@ _STABLEHLO_TARGET = re.compile(r"custom_call\s*@([\w$.\-]+)")
 _HLO_TARGET = re.compile(r'custom_call_target="([^"]+)"')
 
 
-def cost_analysis_flops(stage) -> float | None:
-  """FLOPs of a `jax.stages.Lowered` (global) or `Compiled` (per device), or None.
-
-  `cost_analysis()` has returned a dict, a list with one dict per module, None, or -1
-  depending on the JAX version and backend; all are normalised here.
-  """
-  try:
-    analysis: Any = stage.cost_analysis()
-  except Exception:  # some backends do not implement it
-    return None
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else None
-  if not isinstance(analysis, dict):
-    return None
-  flops = analysis.get("flops")
-  return float(flops) if flops is not None and flops >= 0 else None
-
-
 def custom_call_targets(program_text: str) -> list[str]:
   """The kernels a program calls that XLA cannot count: custom-call targets in StableHLO
   (`Lowered.as_text()`) or HLO (`Compiled.as_text()`) text, annotations left out."""
@@ -64,9 +46,12 @@ def step_flops(lowered, model, batch_shapes: dict) -> float:
 
   Raises ConfigError naming the kernels when the model does not say what they cost.
   """
-  flops = cost_analysis_flops(lowered)
+  flops = lowered_flops(lowered)
   if flops is None:
-    raise RuntimeError("XLA gave no FLOP count for the train step on this backend")
+    raise RuntimeError(
+      "XLA gave no FLOP count for the train step on this backend; keep the CPU platform "
+      "available to JAX (JAX_PLATFORMS must include cpu): flopsfit counts FLOPs with it"
+    )
   targets = custom_call_targets(lowered.as_text())
   if not targets:
     return flops

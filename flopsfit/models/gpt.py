@@ -11,7 +11,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from flopsfit import xla_cost
+
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+ATTENTION_KERNELS = ("xla", "cudnn")  # `jax.nn.dot_product_attention` implementations
 
 
 def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
@@ -27,9 +30,11 @@ def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
 
 
 class Attention(nnx.Module):
-  """Multi-head causal self-attention through `jax.nn.dot_product_attention`."""
+  """Multi-head causal self-attention through `jax.nn.dot_product_attention`: XLA's
+  implementation, or cuDNN's fused kernel on NVIDIA GPUs (`kernel="cudnn"`)."""
 
-  def __init__(self, d_model: int, n_heads: int, dtype, rngs: nnx.Rngs):
+  def __init__(self, d_model: int, n_heads: int, dtype, rngs: nnx.Rngs, kernel: str = "xla"):
+    self.kernel = kernel
     self.n_heads = n_heads
     self.head_dim = d_model // n_heads
     init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
@@ -44,7 +49,9 @@ class Attention(nnx.Module):
     b, t, d = x_BxTxD.shape
     qkv_BxTx3xHxK = self.qkv(x_BxTxD).reshape(b, t, 3, self.n_heads, self.head_dim)
     q, k, v = qkv_BxTx3xHxK[:, :, 0], qkv_BxTx3xHxK[:, :, 1], qkv_BxTx3xHxK[:, :, 2]
-    y_BxTxHxK = jax.nn.dot_product_attention(rotary(q), rotary(k), v, is_causal=True)
+    y_BxTxHxK = jax.nn.dot_product_attention(
+      rotary(q), rotary(k), v, is_causal=True, implementation=self.kernel
+    )
     return self.out(y_BxTxHxK.reshape(b, t, d))
 
 
@@ -78,10 +85,17 @@ class Mlp(nnx.Module):
 
 class Block(nnx.Module):
   def __init__(
-    self, d_model: int, n_heads: int, mlp: str, dtype, rngs: nnx.Rngs, dropout: float = 0.0
+    self,
+    d_model: int,
+    n_heads: int,
+    mlp: str,
+    dtype,
+    rngs: nnx.Rngs,
+    dropout: float = 0.0,
+    attention: str = "xla",
   ):
     self.attn_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
-    self.attn = Attention(d_model, n_heads, dtype, rngs)
+    self.attn = Attention(d_model, n_heads, dtype, rngs, attention)
     self.mlp_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
     self.mlp = Mlp(d_model, mlp, dtype, rngs)
     self.attn_dropout = nnx.Dropout(dropout)  # keys come from GPT's stream at call time
@@ -98,6 +112,8 @@ class GPT(nnx.Module):
 
   `dropout` > 0 adds dropout in training mode (`model.train()`, the default) and none in
   `model.eval()`; the parameters, their initial values and the FLOPs of dropout 0 are unchanged.
+  `attention="cudnn"` runs attention as cuDNN's fused kernel (NVIDIA GPUs, bfloat16): a custom
+  call XLA cannot count, so `custom_call_flops` gives its cost as XLA counts the same attention.
   """
 
   def __init__(
@@ -111,12 +127,19 @@ class GPT(nnx.Module):
     tied_embeddings: bool = True,
     dtype: str = "float32",
     dropout: float = 0.0,
+    attention: str = "xla",
     rngs: nnx.Rngs,
   ):
     if d_model % head_dim:
       raise ValueError(f"model d_model: {d_model} is not a multiple of head_dim {head_dim}")
     if not 0.0 <= dropout < 1.0:
       raise ValueError(f"model dropout: expected a rate in [0, 1), got {dropout}")
+    if attention not in ATTENTION_KERNELS:
+      raise ValueError(f"model attention: expected one of {ATTENTION_KERNELS}, got {attention!r}")
+    if attention == "cudnn" and dtype != "bfloat16":
+      raise ValueError(f"model attention: 'cudnn' needs dtype 'bfloat16', got {dtype!r}")
+    self.attention = attention
+    self.n_heads, self.head_dim = d_model // head_dim, head_dim
     self.tied_embeddings = tied_embeddings
     compute_dtype = _DTYPES[dtype]
     self.embed = nnx.Embed(
@@ -128,7 +151,7 @@ class GPT(nnx.Module):
     )
     self.blocks = nnx.List(
       [
-        Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs, dropout)
+        Block(d_model, d_model // head_dim, mlp, compute_dtype, rngs, dropout, attention)
         for _ in range(n_layers)
       ]
     )
@@ -145,7 +168,7 @@ class GPT(nnx.Module):
         kernel_init=nnx.initializers.normal(1.0 / math.sqrt(d_model)),
       )
     )
-    self.d_model = d_model
+    self.d_model, self.compute_dtype = d_model, compute_dtype
     self.embed_dropout = nnx.Dropout(dropout)
     # Drawn last, so the parameters start from the same values whatever the dropout rate.
     self.dropout_rngs = rngs.dropout.fork() if dropout else None
@@ -164,6 +187,24 @@ class GPT(nnx.Module):
   def attention_flops_per_token(self, seq_len: int) -> float:
     """Forward FLOPs per token of QKᵀ and of the weighted sum of values: 4·L·T·d."""
     return 4.0 * len(self.blocks) * seq_len * self.d_model
+
+  def custom_call_flops(self, batch_shapes: dict) -> float:
+    """FLOPs of the fused attention kernels of one train step: XLA's count of its own
+    attention on the same shapes, forward and backward, once per layer."""
+    b, t = batch_shapes["tokens"].shape
+    qkv = jax.ShapeDtypeStruct((b, t, self.n_heads, self.head_dim), self.compute_dtype)
+
+    def forward_backward(q, k, v, dy):
+      attend = lambda q, k, v: jax.nn.dot_product_attention(
+        q, k, v, is_causal=True, implementation="xla"
+      )
+      y, vjp = jax.vjp(attend, q, k, v)
+      return y, vjp(dy)
+
+    per_layer = xla_cost.lowered_flops(jax.jit(forward_backward).lower(qkv, qkv, qkv, qkv))
+    if per_layer is None:
+      raise RuntimeError("XLA gave no FLOP count for the GPT's attention on this backend")
+    return len(self.blocks) * per_layer
 
 
 @dataclasses.dataclass(frozen=True)

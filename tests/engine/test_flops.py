@@ -158,3 +158,78 @@ def test_cost_analysis_forms_are_normalised():
   assert flops.cost_analysis_flops(Fake({"flops": -1.0})) is None
   assert flops.cost_analysis_flops(Fake(-1)) is None
   assert flops.cost_analysis_flops(Fake([])) is None
+
+
+def _gpt_step_flops(attention: str) -> float:
+  from flopsfit.models.gpt import GPT
+
+  tokens = np.random.default_rng(0).integers(0, VOCAB, (BATCH, SEQ), dtype=np.int32)
+  factory = lambda: GPT(
+    vocab_size=VOCAB, d_model=D, n_layers=2, dtype="bfloat16", attention=attention, rngs=nnx.Rngs(0)
+  )
+  return step_lib.compile_step(
+    factory,
+    losses.next_token_cross_entropy(),
+    OPTIM,
+    mesh.data_mesh(jax.devices()[:1]),
+    {"tokens": tokens},
+    BATCH,
+  ).flops_per_step
+
+
+def test_gpt_fused_attention_counts_the_flops_of_its_xla_attention(monkeypatch):
+  """The GPT's `attention="cudnn"` (a custom call on GPUs) is counted as its XLA attention.
+
+  cuDNN needs a GPU, so here the fused kernel is stood in for by the host-callback kernel,
+  which XLA cannot count either; benchmarks/attention_kernels.py checks the real one on a GPU.
+  """
+  plain = _gpt_step_flops("xla")
+  xla_attention_fn = jax.nn.dot_product_attention
+
+  def attention(q, k, v, *, is_causal, implementation):
+    if implementation == "cudnn":
+      return callback_attention(q, k, v)
+    return xla_attention_fn(q, k, v, is_causal=is_causal, implementation=implementation)
+
+  monkeypatch.setattr(jax.nn, "dot_product_attention", attention)
+  fused = _gpt_step_flops("cudnn")
+  assert fused == pytest.approx(plain, rel=0.01)
+
+
+@pytest.mark.parametrize(
+  ("kwargs", "message"),
+  [
+    ({"attention": "flash"}, r"model attention: expected one of \('xla', 'cudnn'\)"),
+    ({"attention": "cudnn", "dtype": "float32"}, r"'cudnn' needs dtype 'bfloat16'"),
+  ],
+)
+def test_gpt_attention_kernel_is_checked(kwargs, message):
+  from flopsfit.models.gpt import GPT
+
+  with pytest.raises(ValueError, match=message):
+    GPT(vocab_size=VOCAB, d_model=D, n_layers=1, rngs=nnx.Rngs(0), **kwargs)
+
+
+def test_lowered_step_is_counted_on_the_host_where_the_backend_gives_no_count():
+  """GPU plugins answer `Lowered.cost_analysis()` with None; the host count of the same
+  lowered program is the number CPU gives directly."""
+
+  class GpuLikeLowered:  # a Lowered whose backend has no cost analysis, as on GPUs
+    def __init__(self, lowered):
+      self.lowered = lowered
+
+    def cost_analysis(self):
+      return None
+
+    def compiler_ir(self, dialect):
+      return self.lowered.compiler_ir(dialect)
+
+  tokens = np.zeros((BATCH, SEQ), np.int32)
+  model = TinyLM(rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  loss = lambda p: losses.next_token_cross_entropy()(
+    nnx.merge(graphdef, p)({"tokens": tokens}), {"tokens": tokens}
+  )[0]
+  lowered = jax.jit(jax.grad(loss)).lower(params)
+  direct = flops.cost_analysis_flops(lowered)
+  assert direct and flops.lowered_flops(GpuLikeLowered(lowered)) == direct
