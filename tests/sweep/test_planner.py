@@ -72,9 +72,11 @@ def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
   assert all(r["steps"] >= 150 for r in plan["runs"])
   sweep_config.sweep.min_steps = 20
   sweep_config.sweep.memory_fraction = 1e-9
+  sweep_config.train.mesh.fsdp = 1  # no FSDP to fall back on
   with pytest.raises(
     planner.PlanError,
-    match="every candidate run was dropped:.*needs 0.00 GiB, more than sweep.memory_fraction",
+    match="every candidate run was dropped:.*needs 0.00 GiB per device \\(fsdp=1, tensor=1\\), "
+    "more than sweep.memory_fraction",
   ):
     planner.plan_sweep(sweep_config, probe=False)
 
