@@ -152,7 +152,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.sweep.budget_tolerance = 0.01
   config.sweep.max_epochs = 1.0  # finite datasets: at most this many passes
   config.sweep.memory_fraction = 0.9
-  config.sweep.device_memory_bytes = 0  # per device; 0: detected (GPU limit, or host RAM)
+  config.sweep.device_memory_bytes = 0.0  # per device; 0: detected (GPU limit, or host RAM)
   config.sweep.probe = True  # time a few steps to estimate run times
 
   config.hparams = ml_collections.ConfigDict()
