@@ -113,7 +113,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.batch_size = 32
   config.train.steps_per_call = 20  # optimizer steps per jitted call (a lax.scan)
   config.train.log_every = 100
-  config.train.devices = 0  # devices per process in the data mesh; 0: all
+  config.train.devices = 0  # devices per process in the mesh; 0: all
+  # Mesh axes beside `data` (which takes the remaining devices): `fsdp` shards parameters and
+  # optimizer state (0: 1 for one run; in a sweep the planner picks it, FSDP only for runs
+  # whose data-parallel step does not fit sweep.device_memory_bytes); `tensor` splits matmuls.
+  config.train.mesh = ml_collections.ConfigDict(dict(fsdp=0, tensor=1))
   config.train.peak_flops = 0.0  # per device; 0: measured on CPU, device table on GPU/TPU
 
   config.checkpoint = ml_collections.ConfigDict()  # runs/<id>/checkpoints/
@@ -148,6 +152,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.sweep.budget_tolerance = 0.01
   config.sweep.max_epochs = 1.0  # finite datasets: at most this many passes
   config.sweep.memory_fraction = 0.9
+  config.sweep.device_memory_bytes = 0.0  # per device; 0: detected (GPU limit, or host RAM)
   config.sweep.probe = True  # time a few steps to estimate run times
 
   config.hparams = ml_collections.ConfigDict()

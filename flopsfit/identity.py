@@ -11,6 +11,7 @@ EXECUTION_FIELDS = (
   "compilation_cache_dir",
   "train.log_every",
   "train.devices",
+  "train.mesh",
   "train.peak_flops",
   "train.steps_per_call",
   "analysis",

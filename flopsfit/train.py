@@ -34,6 +34,18 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+_PEER_TIMEOUT = flags.DEFINE_integer(
+  "peer_timeout",
+  60,
+  "Multi-host: seconds without a heartbeat from a peer after which every other process "
+  "stops with status 75 (re-run to resume).",
+)
+_JOIN_TIMEOUT = flags.DEFINE_integer(
+  "join_timeout",
+  300,
+  "Multi-host: seconds to wait for every process to join (and at the end, to finish) before "
+  "stopping with status 75.",
+)
 _SINGLE = flags.DEFINE_bool(
   "single",
   False,
@@ -64,7 +76,22 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   del argv  # cli.run refuses positional arguments
   logs.flopsfit_info_only()
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  job = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  for name, value in (
+    ("--peer_timeout", _PEER_TIMEOUT.value),
+    ("--join_timeout", _JOIN_TIMEOUT.value),
+  ):
+    if value < 1:
+      raise config_check.ConfigError(f"{name}: expected seconds >= 1, got {value}")
+  if distributed.multi_process(*job) and distributed.SUPERVISED not in os.environ:
+    process = (
+      f"process {_PROCESS_ID.value} of {_NUM_PROCESSES.value}"
+      if _NUM_PROCESSES.value
+      else f"process {os.environ.get('SLURM_PROCID', '?')} of {os.environ.get('SLURM_NTASKS')}"
+    )
+    command = [sys.executable, "-m", "flopsfit.train", *sys.argv[1:]]
+    sys.exit(distributed.supervise(command, process, _PEER_TIMEOUT.value, _JOIN_TIMEOUT.value))
+  distributed.initialize(*job, _PEER_TIMEOUT.value, _JOIN_TIMEOUT.value)
   config = _CONFIG.value
   train_sweep = "sweep" in config and not _SINGLE.value
   config_check.check_fields(config, sweep=train_sweep)

@@ -41,7 +41,7 @@ def provenance(mesh) -> dict:
     "platform": device.platform,
     "device_count": int(mesh.size),
     "process_count": jax.process_count(),
-    "mesh": {name: int(size) for name, size in mesh.shape.items()},
+    "mesh": {name: int(size) for name, size in mesh.shape.items()},  # data, fsdp, tensor
     "versions": {
       p: _version(p)
       for p in ("jax", "jaxlib", "flax", "optax", "grain", "orbax-checkpoint", "numpy", "flopsfit")

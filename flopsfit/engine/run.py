@@ -27,6 +27,7 @@ from flopsfit.engine import flops as flops_lib
 from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import params as params_lib
 from flopsfit.engine import provenance as provenance_lib
+from flopsfit.engine import sharding as sharding_lib
 from flopsfit.engine import step as step_lib
 from flopsfit.engine.evaluate import final_eval as run_final_eval
 from flopsfit.engine.loop import TrainLoop, resume_metrics
@@ -45,7 +46,7 @@ def run_id_of(config) -> str:
 
 
 def check_config(config, mesh) -> None:
-  train, devices = config.train, mesh.size
+  train, devices = config.train, mesh_lib.batch_devices(mesh)
   if not train.budget_flops or train.budget_flops <= 0:
     raise ConfigError(
       f"config.train.budget_flops: expected a positive FLOP budget, got {train.budget_flops}"
@@ -56,7 +57,8 @@ def check_config(config, mesh) -> None:
   ):
     if value <= 0 or value % devices:
       raise ConfigError(
-        f"config.{field}: {value} must be a positive multiple of the {devices} devices"
+        f"config.{field}: {value} must be a positive multiple of the {devices} devices "
+        f"the batch is split over (mesh {mesh_lib.shape_of(mesh)}: data × fsdp)"
       )
   if train.steps_per_call < 1:
     raise ConfigError(f"config.train.steps_per_call: expected >= 1, got {train.steps_per_call}")
@@ -119,7 +121,7 @@ def train_run(config) -> dict:
       f"config.train.devices: {num_devices} requested; expected 0 (all) to "
       f"{jax.local_device_count()} local devices"
     )
-  mesh = mesh_lib.data_mesh(num_devices=num_devices)
+  mesh = mesh_lib.mesh_of_config(config, num_devices=num_devices)
   check_config(config, mesh)
   shape = model_shape(config)
   plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
@@ -258,12 +260,8 @@ def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -
 def _restore_or_init(run: CompiledRun, ckpt, batches) -> tuple[dict, dict]:
   """(state, progress) from the newest readable checkpoint (batches rewound to it), or fresh."""
   restored = None
-  if ckpt.steps():
-    replicated = mesh_lib.replicated(run.mesh)
-    abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
-      run.compiled.state_shapes,
-    )
+  if ckpt.steps():  # restored onto this run's mesh, whatever mesh wrote the checkpoint
+    abstract = sharding_lib.with_shardings(run.compiled.state_shapes, run.compiled.state_sharding)
     restored = ckpt.restore_latest(abstract, batches)
   if restored is None:
     fresh = {"step": 0, "elapsed_seconds": 0.0, "window": {}, "resumed_from": []}
@@ -294,6 +292,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
     "params": run.param_counts,
     "flops_per_step": compiled.flops_per_step,
     "flops_per_step_per_device": compiled.flops_per_step_per_device,
+    "memory_bytes_per_device": compiled.memory_bytes,
     "flops": {
       "xla": step * compiled.flops_per_step,
       **flops_lib.analytic_flops(run.param_counts, tokens, run.attention_per_token),

@@ -15,6 +15,7 @@ from flopsfit import model_calls
 from flopsfit.engine import flops as flops_lib
 from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import optim as optim_lib
+from flopsfit.engine import sharding as sharding_lib
 
 
 def init_fn(build_model: Callable[[], nnx.Module], tx: optax.GradientTransformation):
@@ -101,6 +102,8 @@ class CompiledStep:
   flops_per_step: float  # global, from the lowered step (flops.step_flops): any mesh
   flops_per_step_per_device: float  # XLA's count of the compiled executable on one device
   state_shapes: Any
+  state_sharding: Any  # a NamedSharding per leaf of the state (sharding.state_shardings)
+  memory_bytes: int | None  # bytes one device needs for the single step (XLA's analysis)
   compile_seconds: float
 
 
@@ -111,44 +114,56 @@ def batch_shapes(example: dict, batch_size: int, leading: tuple = ()) -> dict:
   }
 
 
-def _lower_single(step, state_shapes, batch, mesh):
-  replicated = mesh_lib.replicated(mesh)
-  state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
+def _lower_single(step, state_shapes, state_sharding, batch, mesh):
   return jax.jit(
     step,
     in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
-    out_shardings=(state_sharding, replicated),
+    out_shardings=(state_sharding, mesh_lib.replicated(mesh)),
     donate_argnums=0,
   ).lower(state_shapes, batch)
 
 
-def step_flops_and_memory(
-  build_model, loss_fn, optim, example_batch: dict, batch_size: int
-) -> tuple[float, int | None]:
-  """Global FLOPs of one train step, and the bytes it needs on one device.
-
-  FLOPs are those of `compile_step` on any mesh (flops.step_flops of the lowered step);
-  the memory comes from the step compiled for one device. Nothing is allocated.
-  """
-  abstract_model = nnx.eval_shape(build_model)
-  state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
-  one_device = mesh_lib.data_mesh(jax.local_devices()[:1])
-  batch = batch_shapes(example_batch, batch_size)
-  lowered = _lower_single(
-    make_step(nnx.graphdef(abstract_model), loss_fn, optim), state_shapes, batch, one_device
-  )
-  flops = flops_lib.step_flops(lowered, abstract_model, batch)
+def memory_bytes(compiled) -> int | None:
+  """Bytes one device needs to run `compiled`: its arguments, outputs and temporaries (an
+  output aliasing a donated argument counted once), from XLA's memory analysis."""
   try:
-    memory = lowered.compile().memory_analysis()
-    needed = (
+    memory = compiled.memory_analysis()
+    return int(
       memory.argument_size_in_bytes
       + memory.output_size_in_bytes
       + memory.temp_size_in_bytes
       - memory.alias_size_in_bytes
     )
   except Exception:  # not every backend reports memory
-    needed = None
-  return flops, needed
+    return None
+
+
+def step_flops_and_memory(
+  build_model, loss_fn, optim, example_batch: dict, batch_size: int, mesh=None
+) -> tuple[float, int | None]:
+  """Global FLOPs of one train step, and the bytes it needs per device on `mesh` (default:
+  one device).
+
+  FLOPs are those of `compile_step` on any mesh (flops.step_flops of the lowered step);
+  the memory comes from the step compiled for `mesh`. Nothing is allocated.
+  """
+  abstract_model = nnx.eval_shape(build_model)
+  state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
+  mesh = mesh or mesh_lib.data_mesh(jax.local_devices()[:1])
+  batch = batch_shapes(example_batch, batch_size)
+  lowered = _lower_single(
+    make_step(nnx.graphdef(abstract_model), loss_fn, optim),
+    state_shapes,
+    sharding_lib.state_shardings(state_shapes, mesh),
+    batch,
+    mesh,
+  )
+  flops = flops_lib.step_flops(lowered, abstract_model, batch)
+  try:
+    compiled = lowered.compile()
+  except Exception:  # a backend that cannot compile abstractly reports no memory
+    return flops, None
+  return flops, memory_bytes(compiled)
 
 
 def compile_step(
@@ -164,8 +179,10 @@ def compile_step(
   """Compiles the step for abstract inputs (nothing allocated) and counts its FLOPs.
 
   `example_batch` maps keys to arrays or ShapeDtypeStructs with a leading batch axis.
-  Parameters are replicated; batches are split over the mesh's `data` axis. Each executable
-  is compiled once; the FLOPs come from the lowered step (the same on every mesh).
+  Parameters and optimizer state are placed by `sharding.state_shardings` (replicated on a
+  data-parallel mesh, sharded over `fsdp` / `tensor`); batches are split over `data` and
+  `fsdp`. Each executable is compiled once; the FLOPs come from the lowered step (the same on
+  every mesh).
   """
   start = time.perf_counter()
   abstract_model = nnx.eval_shape(build_model)
@@ -173,10 +190,10 @@ def compile_step(
   init = init_fn(build_model, optim_lib.adamw_direction(optim))
   state_shapes = jax.eval_shape(init, 0)
   replicated = mesh_lib.replicated(mesh)
-  state_sharding = jax.tree.map(lambda _: replicated, state_shapes)
+  state_sharding = sharding_lib.state_shardings(state_shapes, mesh)
   step = make_step(graphdef, loss_fn, optim)
   batch = batch_shapes(example_batch, batch_size)
-  lowered = _lower_single(step, state_shapes, batch, mesh)
+  lowered = _lower_single(step, state_shapes, state_sharding, batch, mesh)
   global_flops = flops_lib.step_flops(lowered, abstract_model, batch)
   single = lowered.compile()
   multi = None
@@ -203,9 +220,14 @@ def compile_step(
     .compile()
   )
 
-  def init_on_mesh(total_steps: int):
-    # Eager: random initialisers compile slowly and run once; the state is then replicated.
-    return jax.device_put(init(total_steps), state_sharding)
+  if sharding_lib.is_replicated(state_sharding):
+
+    def init_on_mesh(total_steps: int):
+      # Eager: random initialisers compile slowly and run once; the state is then replicated.
+      return jax.device_put(init(total_steps), state_sharding)
+
+  else:  # sharded: each device computes only its shards, the whole state is never on one
+    init_on_mesh = jax.jit(init, out_shardings=state_sharding)
 
   return CompiledStep(
     init=init_on_mesh,
@@ -216,6 +238,8 @@ def compile_step(
     flops_per_step=global_flops,
     flops_per_step_per_device=flops_lib.cost_analysis_flops(single) or global_flops / mesh.size,
     state_shapes=state_shapes,
+    state_sharding=state_sharding,
+    memory_bytes=memory_bytes(single),
     compile_seconds=time.perf_counter() - start,
   )
 

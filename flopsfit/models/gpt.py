@@ -2,6 +2,12 @@
 
 Optional dropout (GPT-2 style: on the embeddings and on each residual branch's output) draws
 from one `nnx.Rngs` stream; its default rate 0 is what scaling-law sweeps use.
+
+Every parameter names its axes once (`_axes`): `embed` (d_model), `heads` (attention's
+heads × head_dim), `mlp` (the MLP's hidden width), `vocab`, `norm`. The engine's rules
+(`flopsfit.engine.sharding.LOGICAL_RULES`) map them to the mesh: `embed` to `fsdp`, `heads`,
+`mlp` and `vocab` to `tensor` (Megatron-style: the first matmul of attention and of the MLP
+split by columns, the second by rows).
 """
 
 import dataclasses
@@ -15,6 +21,12 @@ from flopsfit import xla_cost
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 ATTENTION_KERNELS = ("xla", "cudnn")  # `jax.nn.dot_product_attention` implementations
+
+
+def _axes(*names: str) -> dict:
+  """Variable metadata naming a parameter's logical axes (applied by the engine, not eagerly:
+  the model is built without a mesh)."""
+  return {"out_sharding": names, "eager_sharding": False}
 
 
 def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
@@ -39,10 +51,22 @@ class Attention(nnx.Module):
     self.head_dim = d_model // n_heads
     init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
     self.qkv = nnx.Linear(
-      d_model, 3 * d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs
+      d_model,
+      3 * d_model,
+      use_bias=False,
+      kernel_init=init,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_metadata=_axes("embed", "heads"),
     )
     self.out = nnx.Linear(
-      d_model, d_model, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs
+      d_model,
+      d_model,
+      use_bias=False,
+      kernel_init=init,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_metadata=_axes("heads", "embed"),
     )
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
@@ -67,10 +91,22 @@ class Mlp(nnx.Module):
     init_out = nnx.initializers.normal(1.0 / math.sqrt(hidden))
     width_in = 2 * hidden if kind == "swiglu" else hidden
     self.up = nnx.Linear(
-      d_model, width_in, use_bias=False, kernel_init=init_in, dtype=dtype, rngs=rngs
+      d_model,
+      width_in,
+      use_bias=False,
+      kernel_init=init_in,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_metadata=_axes("embed", "mlp"),
     )
     self.down = nnx.Linear(
-      hidden, d_model, use_bias=False, kernel_init=init_out, dtype=dtype, rngs=rngs
+      hidden,
+      d_model,
+      use_bias=False,
+      kernel_init=init_out,
+      dtype=dtype,
+      rngs=rngs,
+      kernel_metadata=_axes("mlp", "embed"),
     )
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
@@ -94,9 +130,9 @@ class Block(nnx.Module):
     dropout: float = 0.0,
     attention: str = "xla",
   ):
-    self.attn_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
+    self.attn_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs, scale_metadata=_axes("norm"))
     self.attn = Attention(d_model, n_heads, dtype, rngs, attention)
-    self.mlp_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs)
+    self.mlp_norm = nnx.RMSNorm(d_model, dtype=dtype, rngs=rngs, scale_metadata=_axes("norm"))
     self.mlp = Mlp(d_model, mlp, dtype, rngs)
     self.attn_dropout = nnx.Dropout(dropout)  # keys come from GPT's stream at call time
     self.mlp_dropout = nnx.Dropout(dropout)
@@ -148,6 +184,7 @@ class GPT(nnx.Module):
       embedding_init=nnx.initializers.normal(1.0),
       dtype=compute_dtype,
       rngs=rngs,
+      embedding_metadata=_axes("vocab", "embed"),
     )
     self.blocks = nnx.List(
       [
@@ -155,7 +192,9 @@ class GPT(nnx.Module):
         for _ in range(n_layers)
       ]
     )
-    self.final_norm = nnx.RMSNorm(d_model, dtype=compute_dtype, rngs=rngs)
+    self.final_norm = nnx.RMSNorm(
+      d_model, dtype=compute_dtype, rngs=rngs, scale_metadata=_axes("norm")
+    )
     self.head = (
       None
       if tied_embeddings
@@ -166,6 +205,7 @@ class GPT(nnx.Module):
         dtype=compute_dtype,
         rngs=rngs,
         kernel_init=nnx.initializers.normal(1.0 / math.sqrt(d_model)),
+        kernel_metadata=_axes("embed", "vocab"),
       )
     )
     self.d_model, self.compute_dtype = d_model, compute_dtype

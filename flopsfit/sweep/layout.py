@@ -84,15 +84,28 @@ def plan_workers(runs: list[dict], machine: Machine, workers: int, eval_batch: i
 
 def group_size(run: dict, runs: list[dict], units: int, eval_batch: int) -> int:
   """Devices for `run`: 1, or the smallest power of two that brings its work per device under
-  twice the fair share (total / units); it must divide the batch sizes."""
+  twice the fair share (total / units); it must divide the batch sizes. Never fewer than its
+  planned mesh needs (fsdp × tensor, sweep.json `mesh`)."""
   fair_share = sum(_cost(r) for r in runs) / units
+  needed = mesh_devices(run)
+  if needed > units:
+    raise ConfigError(
+      f"run {run['run_id']}: its mesh {run['mesh']} needs {needed} devices, this machine "
+      f"offers {units}; re-plan on it (plan --force) or set config.train.mesh"
+    )
   size = 1
   while size < units and _cost(run) / size > 2 * fair_share:
     size *= 2
   size = min(size, units)
   while size > 1 and (run["batch_size"] % size or eval_batch % size):
     size //= 2
-  return size
+  return max(size, needed)
+
+
+def mesh_devices(run: dict) -> int:
+  """The fewest devices a run's planned mesh needs: fsdp × tensor (1 without a mesh)."""
+  mesh = run.get("mesh") or {}
+  return int(mesh.get("fsdp", 1) or 1) * int(mesh.get("tensor", 1) or 1)
 
 
 def _cost(run: dict) -> float:

@@ -18,6 +18,7 @@ from flopsfit import identity as identity_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import run_ids
 from flopsfit import workdir as workdir_lib
+from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import params as params_lib
 from flopsfit.engine import step as step_lib
 from flopsfit.sweep import probe as probe_lib
@@ -114,7 +115,18 @@ def candidate_shapes(config, centre: float) -> list[dict]:
 class _Compiled:
   flops_per_step: float
   params: dict
-  memory_bytes: int | None
+  memory_bytes: int | None  # per device, on `mesh`
+  mesh: dict  # {"fsdp": f, "tensor": t}; `data` takes the rest of the run's devices
+
+
+def device_memory_limit(config) -> int | None:
+  """Bytes a run may use per device: sweep.memory_fraction × sweep.device_memory_bytes (0:
+  the device's own limit on GPUs, the host's RAM on CPU), or None when unknown."""
+  given = config.sweep.get("device_memory_bytes", 0) or 0
+  if given < 0:
+    raise PlanError(f"config.sweep.device_memory_bytes: expected >= 0 bytes, got {given}")
+  memory = given or _device_memory_bytes()
+  return int(config.sweep.memory_fraction * memory) if memory else None
 
 
 def _device_memory_bytes() -> int | None:
@@ -138,7 +150,7 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
   sweep, units = config.sweep, dataset.units_per_record
   available = len(dataset.source("train")) * units * sweep.max_epochs
   rule = hparam_rule(config)
-  memory = _device_memory_bytes()
+  memory = device_memory_limit(config)
   example = {k: v[None] for k, v in dataset.source("train")[0].items()}
   cache: dict = {}
   runs, dropped, centres = [], [], {}
@@ -158,7 +170,7 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
         }
         key = (tuple(sorted(shape.items())), hp["batch_size"], hp["learning_rate"])
         if key not in cache:
-          cache[key] = _compile_candidate(config, plugins, run, example)
+          cache[key] = _compile_candidate(config, plugins, run, example, memory)
         compiled = cache[key]
         steps = int(budget // compiled.flops_per_step)
         spent = steps * compiled.flops_per_step
@@ -172,6 +184,7 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
             "params": compiled.params,
             "tokens_per_param": tokens / compiled.params["non_embedding"],
             "memory_bytes": compiled.memory_bytes,
+            "mesh": compiled.mesh,
           }
         )
         reason = _drop_reason(run, sweep, available, memory)
@@ -196,7 +209,7 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
   return plan
 
 
-def _compile_candidate(config, plugins, run, example) -> _Compiled:
+def _compile_candidate(config, plugins, run, example, limit: int | None) -> _Compiled:
   cfg = run_config(config, run)
   shape = run["shape"]
   plugins_lib.check_model_and_loss(plugins, shape, run["batch_size"])  # one line, not a traceback
@@ -204,7 +217,45 @@ def _compile_candidate(config, plugins, run, example) -> _Compiled:
   flops, memory = step_lib.step_flops_and_memory(
     build, plugins.loss, cfg.optim, example, run["batch_size"]
   )
-  return _Compiled(flops, params_lib.count_params(plugins.abstract_model(shape)), memory)
+  fsdp, tensor = _mesh_fields(config)
+  mesh = {"fsdp": fsdp or 1, "tensor": tensor}
+  for fsdp_size in _fsdp_choices(config, run, fsdp, tensor, memory, limit):
+    mesh = {"fsdp": fsdp_size, "tensor": tensor}
+    devices = jax.local_devices()[: fsdp_size * tensor]
+    _, memory = step_lib.step_flops_and_memory(
+      build,
+      plugins.loss,
+      cfg.optim,
+      example,
+      run["batch_size"],
+      mesh_lib.make_mesh(devices, fsdp=fsdp_size, tensor=tensor),
+    )
+    if fsdp or memory is None or limit is None or memory <= limit:
+      break
+  counts = params_lib.count_params(plugins.abstract_model(shape))
+  return _Compiled(flops, counts, memory, mesh)
+
+
+def _mesh_fields(config) -> tuple[int, int]:
+  """(fsdp, tensor) of config.train.mesh; fsdp 0 is 'the planner chooses'."""
+  spec = config.train.get("mesh") or {}
+  return int(spec.get("fsdp", 0) or 0), int(spec.get("tensor", 1) or 1)
+
+
+def _fsdp_choices(config, run, fsdp: int, tensor: int, memory, limit) -> list[int]:
+  """The FSDP sizes to compile the step for, in order: the configured one, or (fsdp 0) none
+  when the one-device step fits `limit`, else powers of two up to the local devices that
+  divide the batch sizes (the first whose step fits is taken)."""
+  if fsdp or tensor > 1:
+    return [fsdp or 1] if (fsdp or 1) * tensor > 1 else []
+  if memory is None or limit is None or memory <= limit:
+    return []
+  sizes, size = [], 2
+  while size <= jax.local_device_count():
+    if run["batch_size"] % size == 0 and config.eval.batch_size % size == 0:
+      sizes.append(size)
+    size *= 2
+  return sizes
 
 
 def _drop_reason(run, sweep, available_units, memory) -> str | None:
@@ -221,10 +272,12 @@ def _drop_reason(run, sweep, available_units, memory) -> str | None:
       f"needs {run['tokens']:.3g} units of data, the train split offers "
       f"{available_units:.3g} (sweep.max_epochs={sweep.max_epochs:g})"
     )
-  if memory and run["memory_bytes"] and run["memory_bytes"] > sweep.memory_fraction * memory:
+  if memory and run["memory_bytes"] and run["memory_bytes"] > memory:
+    mesh = run["mesh"]
     return (
-      f"needs {run['memory_bytes'] / 2**30:.2f} GiB, more than sweep.memory_fraction="
-      f"{sweep.memory_fraction:g} of {memory / 2**30:.1f} GiB"
+      f"needs {run['memory_bytes'] / 2**30:.2f} GiB per device (fsdp={mesh['fsdp']}, "
+      f"tensor={mesh['tensor']}), more than sweep.memory_fraction={sweep.memory_fraction:g} "
+      f"of {memory / sweep.memory_fraction / 2**30:.1f} GiB (sweep.device_memory_bytes)"
     )
   return None
 

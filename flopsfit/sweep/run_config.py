@@ -2,7 +2,7 @@
 
 
 def run_config(config, run: dict, devices: int | None = None):
-  """The config of one planned run: shape, budget, seed and hyperparameters filled in;
+  """The config of one planned run: shape, budget, seed, hyperparameters and mesh filled in;
   `devices` overrides train.devices (a packed worker uses all of its device group: 0)."""
   out = config.copy_and_resolve_references()
   with out.unlocked():
@@ -13,6 +13,8 @@ def run_config(config, run: dict, devices: int | None = None):
     out.optim.learning_rate = run["learning_rate"]
     out.seed = run["seed"]
     out.run = run["run_id"]
+    if run.get("mesh"):  # the planner's choice (sweep.json), e.g. FSDP for a large model
+      out.train.mesh = dict(run["mesh"])
     if devices is not None:
       out.train.devices = devices
   return out

@@ -25,7 +25,7 @@ def test_run_spends_its_budget_and_learns(gpt_config):
   # The eval loss is measured on held-out data, below uniform guessing, above the exact floor.
   assert result["loss_floor"] < result["final_eval_loss"] < math.log(64) - 0.3
   assert result["eval_tokens"] == 4096
-  assert result["provenance"]["mesh"] == {"data": 2}
+  assert result["provenance"]["mesh"] == {"data": 2, "fsdp": 1, "tensor": 1}
   for path in ("config.json", "metrics.jsonl", "result.json"):
     assert os.path.exists(os.path.join(run_dir, path))
   assert json.load(open(os.path.join(run_dir, "config.json")))["total_steps"] == result["steps"]

@@ -61,3 +61,12 @@ def test_greedy_schedule_makespan():
   takes = [("big", "a", "b"), ("a", "b")]
   seconds = [{"big": 10.0, "a": 3.0, "b": 3.0}, {"big": 20.0, "a": 4.0, "b": 4.0}]
   assert probe._greedy_makespan(takes, seconds) == 10.0  # worker 1 runs a then b: 8 s
+
+
+def test_a_run_planned_with_fsdp_gets_at_least_its_mesh():
+  runs = [_run(f"s{i}", 1e9) for i in range(4)]
+  runs[0]["mesh"] = {"fsdp": 4, "tensor": 1}  # small in FLOPs, large in memory
+  assert layout.group_size(runs[0], runs, 4, eval_batch=32) == 4
+  runs[0]["mesh"] = {"fsdp": 4, "tensor": 2}
+  with pytest.raises(ConfigError, match="needs 8 devices, this machine offers 4"):
+    layout.group_size(runs[0], runs, 4, eval_batch=32)

@@ -11,6 +11,7 @@ from conftest import write_config_file
 from flopsfit import hparams
 from flopsfit import workdir as workdir_lib
 from flopsfit.sweep import planner, runner
+from flopsfit.sweep.run_config import run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -72,9 +73,11 @@ def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
   assert all(r["steps"] >= 150 for r in plan["runs"])
   sweep_config.sweep.min_steps = 20
   sweep_config.sweep.memory_fraction = 1e-9
+  sweep_config.train.mesh.fsdp = 1  # no FSDP to fall back on
   with pytest.raises(
     planner.PlanError,
-    match="every candidate run was dropped:.*needs 0.00 GiB, more than sweep.memory_fraction",
+    match="every candidate run was dropped:.*needs 0.00 GiB per device \\(fsdp=1, tensor=1\\), "
+    "more than sweep.memory_fraction",
   ):
     planner.plan_sweep(sweep_config, probe=False)
 
@@ -179,3 +182,25 @@ def test_two_processes_split_a_sweep_and_train_each_run_once(sweep_config, tmp_p
   assert trained[0] | trained[1] == {r["run_id"] for r in plan["runs"]}
   rows = runner.run_sweep(sweep_config)
   assert {r["action"] for r in rows} == {"skipped"} and {r["status"] for r in rows} == {"completed"}
+
+
+def test_fsdp_only_for_runs_whose_data_parallel_step_does_not_fit(sweep_config):
+  """The per-device memory limit splits the sizes: the small run stays data-parallel, the
+  large one gets the smallest FSDP mesh that fits, measured on that mesh; run_config applies
+  it."""
+  sweep_config.sweep.budgets = (1e9,)
+  sweep_config.sweep.shapes = ({"d_model": 16, "n_layers": 1}, {"d_model": 64, "n_layers": 2})
+  sweep_config.sweep.min_steps = 1
+  sweep_config.sweep.budget_tolerance = 1.0
+  roomy = planner.plan_sweep(sweep_config, probe=False)
+  assert [r["mesh"] for r in roomy["runs"]] == [{"fsdp": 1, "tensor": 1}] * 2
+  small, large = (r["memory_bytes"] for r in roomy["runs"])
+  sweep_config.sweep.memory_fraction = 1.0
+  sweep_config.sweep.device_memory_bytes = (small + large) // 2
+  tight = planner.plan_sweep(sweep_config, probe=False)
+  assert tight["runs"][0]["mesh"] == {"fsdp": 1, "tensor": 1}
+  big = tight["runs"][1]
+  assert big["mesh"]["fsdp"] > 1 and big["mesh"]["tensor"] == 1
+  assert big["memory_bytes"] <= (small + large) // 2 < large
+  assert big["flops_per_step"] == roomy["runs"][1]["flops_per_step"]
+  assert run_config(sweep_config, big).train.mesh.to_dict() == big["mesh"]
