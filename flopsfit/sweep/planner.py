@@ -118,6 +118,22 @@ class _Context:
     return self.params[key]
 
 
+def context(config) -> _Context:
+  """Plugins, rules and limits for evaluating candidate runs of `config`."""
+  plugins = plugins_lib.load(config)
+  dataset = plugins.dataset
+  units = dataset.units_per_record
+  return _Context(
+    config=config,
+    plugins=plugins,
+    rule=hparam_rule(config),
+    units=units,
+    available=len(dataset.source("train")) * units * config.sweep.max_epochs,
+    memory=_device_memory_bytes(),
+    example={k: v[None] for k, v in dataset.source("train")[0].items()},
+  )
+
+
 def _shape_key(shape: dict) -> tuple:
   return tuple(sorted(shape.items()))
 
@@ -127,29 +143,18 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
   estimate assumes `train --parallel=<parallel>`."""
   if "sweep" not in config:
     raise PlanError("config.sweep: missing; a sweep needs budgets and a shape rule")
-  plugins = plugins_lib.load(config)
-  dataset = plugins.dataset
-  units = dataset.units_per_record
-  ctx = _Context(
-    config=config,
-    plugins=plugins,
-    rule=hparam_rule(config),
-    units=units,
-    available=len(dataset.source("train")) * units * config.sweep.max_epochs,
-    memory=_device_memory_bytes(),
-    example={k: v[None] for k, v in dataset.source("train")[0].items()},
-  )
+  ctx = context(config)
   runs, dropped, centres, windows = [], [], {}, {}
   for budget in budgets_of(config.sweep):
     centre, centre_source = optimum_centre(config, budget)
     key = f"{budget:.6g}"
     centres[key] = {"N": centre, "source": centre_source}
-    kept, rejected, window = window_lib.plan_budget(ctx, budget, centre, _evaluate)
+    kept, rejected, window = window_lib.plan_budget(ctx, budget, centre, evaluate)
     windows[key] = window
     for run in kept:
-      runs += _seeded(run, config.sweep.seeds)
+      runs += seeded(run, config.sweep.seeds)
     for run in rejected:
-      dropped += _seeded(run, config.sweep.seeds)
+      dropped += seeded(run, config.sweep.seeds)
   if not runs:
     raise PlanError(
       "config.sweep: every candidate run was dropped: "
@@ -165,11 +170,11 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
     "dropped": dropped,
   }
   if probe:
-    plan["estimate"] = probe_lib.estimate_times(config, plugins, runs, ctx.example, parallel)
+    plan["estimate"] = probe_lib.estimate_times(config, ctx.plugins, runs, ctx.example, parallel)
   return plan
 
 
-def _seeded(run: dict, seeds) -> list[dict]:
+def seeded(run: dict, seeds) -> list[dict]:
   """One copy of `run` per seed (the run id names the seed), seed fields in plan order."""
   out = []
   for seed in seeds:
@@ -180,7 +185,7 @@ def _seeded(run: dict, seeds) -> list[dict]:
   return out
 
 
-def _evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
+def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
   """One candidate run at `budget` (seed 0 stands for every seed: FLOPs and memory do not
   depend on it), with its exact steps and tokens, and `reason` when it must be dropped."""
   hp = ctx.rule(shape, budget)
