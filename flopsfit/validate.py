@@ -15,7 +15,7 @@ from ml_collections import config_flags
 from flopsfit import analysis, cli, config_check, plugins
 from flopsfit import workdir as workdir_lib
 from flopsfit.analysis import validation
-from flopsfit.engine import distributed, logs
+from flopsfit.engine import checkpoints, distributed, logs
 from flopsfit.sweep import planner, runner
 from flopsfit.sweep import validate as validate_lib
 
@@ -38,9 +38,13 @@ def main(argv):
   config_check.check_fields(config, sweep=True)
   workdir_lib.check_workdir(config.workdir)
   distributed.enable_compilation_cache(config)
-  _, rows = validate_lib.train_validation(
-    config, _BUDGET.value, _FACTOR.value, _SPREAD.value, _CLAIM_TIMEOUT.value
-  )
+  try:
+    _, rows = validate_lib.train_validation(
+      config, _BUDGET.value, _FACTOR.value, _SPREAD.value, _CLAIM_TIMEOUT.value
+    )
+  except checkpoints.Preempted as e:
+    print(f"preempted ({e}): checkpoint saved; re-run the same command to resume", file=sys.stderr)
+    sys.exit(cli.PREEMPTED)
   print(runner.format_summary(rows))
   out = validation.validate_workdir(config.workdir)
   print(validation.format_validation(out))

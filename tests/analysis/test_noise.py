@@ -79,3 +79,15 @@ def test_seeds_widen_the_intervals_as_the_noise_grows():
     exponent = out["approach2"]["N_opt"]["exponent"]
     widths.append(exponent["hi"] - exponent["lo"])
   assert widths[1] > 2 * widths[0]
+
+
+def test_the_report_says_whether_each_valley_is_deeper_than_the_noise():
+  from flopsfit.plotting import inputs, report
+
+  out = pipeline.analyze_table(
+    synthetic.table(replicas(0.005)), analysis.AnalysisOptions(bootstrap_samples=0)
+  )
+  text = report.render(inputs.from_analysis(out), {}, [])
+  section = text.split("## Run-to-run noise", 1)[1].split("##", 1)[0]
+  assert f"std {out['noise']['pooled_std']:.3g}" in section
+  assert section.count(": deeper than the noise") == 3
