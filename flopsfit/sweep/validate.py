@@ -72,11 +72,17 @@ def _shapes(config, centre: float, spread: float) -> dict[str, dict]:
   """Three distinct shapes of the size rule: at the predicted N, `spread` times smaller and
   larger (the spread widens when the rule's ladder is too coarse to tell them apart)."""
   rule = window_lib.size_rule(config)
+  wider = spread
   for _ in range(6):
-    shapes = {r: rule.shape_for(centre * spread**k) for r, k in zip(ROLES, (-1, 0, 1))}
+    shapes = {r: rule.shape_for(centre * wider**k) for r, k in zip(ROLES, (-1, 0, 1))}
     if len({tuple(sorted(s.items())) for s in shapes.values()}) == 3:
       return shapes
-    spread *= 1.5
+    wider *= 1.5
+  # The ladder ends below the optimum (its smallest shape): the optimum and two sizes above.
+  ladder = [rule.shape_for(centre * spread**k) for k in range(12)]
+  distinct = [s for i, s in enumerate(ladder) if s not in ladder[:i]]
+  if len(distinct) >= 3:
+    return dict(zip(("centre", "above", "above_2"), distinct[:3]))
   raise planner.PlanError(f"the size rule gives no three distinct shapes around N={centre:.3g}")
 
 
