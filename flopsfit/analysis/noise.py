@@ -1,7 +1,7 @@
 """Run-to-run noise of the final loss, from runs that repeat a shape with other seeds.
 
-Replicas are runs of one budget with the same N (`sweep.seeds` of two or more trains every
-shape once per seed). Their spread estimates the noise: the standard deviation per shape, and
+Replicas are runs of one budget with the same N and D (`sweep.seeds` of two or more trains
+every planned shape once per seed, for the same steps). Their spread estimates the noise: the standard deviation per shape, and
 pooled over shapes (the root of the degrees-of-freedom-weighted mean variance). A budget's valley
 is deeper than the noise when both of its ends rise above its lowest shape by more than twice
 the standard error of that difference (about a 95% level for Gaussian noise).
@@ -17,8 +17,9 @@ SIGNIFICANCE = 2.0  # depth / standard error above which a valley counts as deep
 
 
 def clusters(table: RunTable) -> np.ndarray:
-  """[R] cluster index of each run: runs of one budget with the same N share one."""
-  keys = [(int(g), float(n)) for g, n in zip(table.group, table.N)]
+  """[R] cluster index of each run: runs of one budget with the same N and D (seeds of one
+  planned run) share one."""
+  keys = [(int(g), float(n), float(d)) for g, n, d in zip(table.group, table.N, table.D)]
   index = {k: i for i, k in enumerate(sorted(set(keys)))}
   return np.array([index[k] for k in keys], dtype=np.int64)
 
