@@ -1,8 +1,9 @@
 """Run-to-run noise of the final loss, from runs that repeat a shape with other seeds.
 
 Replicas are runs of one budget with the same N and D (`sweep.seeds` of two or more trains
-every planned shape once per seed, for the same steps). Their spread estimates the noise: the standard deviation per shape, and
-pooled over shapes (the root of the degrees-of-freedom-weighted mean variance). A budget's valley
+every planned shape once per seed, for the same steps). Their spread estimates the noise: the
+standard deviation per shape, and pooled over shapes (the root of the degrees-of-freedom-weighted
+mean variance). A budget's valley
 is deeper than the noise when both of its ends rise above its lowest shape by more than twice
 the standard error of that difference (about a 95% level for Gaussian noise).
 """
