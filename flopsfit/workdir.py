@@ -16,6 +16,8 @@ SCALING_LAWS = "scaling_laws.json"  # the fitted laws (analyze)
 PLOTS = "plots"  # figures and REPORT (plot)
 JAX_CACHE = "jax_cache"  # JAX's persistent compilation cache
 ARCHIVE = "archive"  # earlier sweeps moved aside by `plan --force`
+VALIDATION = "validation"  # runs one decade up, outside the sweep's runs/ (validate)
+VALIDATION_RESULT = "validation.json"  # whether they fall inside the predictions (validate)
 # <workdir>/runs/<run_id>/
 CONFIG = "config.json"  # the run's config and the numbers derived from it
 METRICS = "metrics.jsonl"  # one line per logged step
@@ -148,6 +150,16 @@ def jax_cache_dir(workdir: str) -> str:
 
 def archive_dir(workdir: str) -> str:
   return os.path.join(workdir, ARCHIVE)
+
+
+def validation_dir(workdir: str) -> str:
+  """`<workdir>/validation/`: laid out like a workdir (its sweep.json and runs/), so analyze,
+  which reads `<workdir>/runs/` only, never mixes its runs into the sweep's fit."""
+  return os.path.join(workdir, VALIDATION)
+
+
+def validation_result_path(workdir: str) -> str:
+  return os.path.join(workdir, VALIDATION_RESULT)
 
 
 def runs_dir(workdir: str) -> str:

@@ -50,6 +50,16 @@ def test_plan_train_analyze_plot(sweep_config, tmp_path):
   _run("flopsfit.analyze", f"--config={path}")
   laws = json.load(open(os.path.join(config.workdir, "scaling_laws.json")))
   assert len(laws["runs"]) == len(plan["runs"])
+  # One size below, at and above the law's optimum at twice the largest budget, trained into
+  # validation/ (not runs/: a second analysis fits the same runs); a re-run resumes, training
+  # nothing.
+  validated = _run("flopsfit.validate", f"--config={path}", "--factor=2")
+  check = json.load(open(os.path.join(config.workdir, "validation.json")))
+  assert check["budget"] == pytest.approx(6e9) and len(check["runs"]) == 3
+  assert f"verdict: {check['verdict']}" in validated and check["approach"] in validated
+  assert " trained" not in _run("flopsfit.validate", f"--config={path}", "--factor=2")
+  _run("flopsfit.analyze", f"--config={path}")
+  assert json.load(open(os.path.join(config.workdir, "scaling_laws.json")))["runs"] == laws["runs"]
   _run("flopsfit.plot", f"--config={path}")
   pngs = {os.path.basename(p) for p in glob.glob(os.path.join(config.workdir, "plots", "*.png"))}
   assert {"isoflop.png", "training_curves.png"} <= pngs
@@ -58,6 +68,7 @@ def test_plan_train_analyze_plot(sweep_config, tmp_path):
   lrs = sorted({r["learning_rate"] for r in plan["runs"]})
   lr_text = f"{lrs[0]:.3g}" if len(lrs) == 1 else f"{lrs[0]:.3g} to {lrs[-1]:.3g} across runs"
   assert f"lr `{lr_text}`" in report and f"per-run rule `{config.hparams.factory}`" in report
+  assert "## Validation beyond the sweep" in report and f"**{check['verdict']}**" in report
 
 
 @pytest.mark.parametrize("config_file", sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))))

@@ -11,6 +11,7 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flopsfit")
 BINARIES = {"flopsfit.plan", "flopsfit.train", "flopsfit.analyze", "flopsfit.plot"}
+BINARIES |= {"flopsfit.validate"}
 
 # room -> rooms it must not import
 FORBIDDEN = {

@@ -7,10 +7,11 @@ from flopsfit import workdir
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flopsfit")
 FILES = {workdir.SWEEP, workdir.SCALING_LAWS, workdir.CONFIG, workdir.METRICS, workdir.RESULT}
-FILES |= {workdir.REPORT}
+FILES |= {workdir.REPORT, workdir.VALIDATION_RESULT}
 # Folder names are also ordinary words ("runs" is a key of sweep.json): only a path made of one
 # (an argument of os.path.join) counts.
 FOLDERS = {workdir.RUNS, workdir.PLOTS, workdir.CHECKPOINTS, workdir.JAX_CACHE, workdir.ARCHIVE}
+FOLDERS |= {workdir.VALIDATION}
 
 
 def literal_names(source: str) -> list[tuple[int, str]]:

@@ -12,6 +12,7 @@ from flopsfit.analysis import (
   bootstrap,
   frontier,
   holdout,
+  noise,
   power_law,
   predictions,
   results,
@@ -84,6 +85,7 @@ def analyze_table(
   out["frontier"] = predictions.frontier_bands(c_grid, grid_curves, level)
   out["predictions"] = predictions.table_rows(budgets, budget_curves, table, level)
   out["holdout"] = _holdout(table, fits, options.huber_delta, warnings)
+  out["noise"] = _noise(table, warnings)
   out["warnings"] = warnings
   return _jsonable(out)
 
@@ -121,6 +123,7 @@ def _nothing_fitted(out: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     frontier=None,
     predictions=[],
     holdout={"status": "failed", "message": message},
+    noise=None,
     warnings=warnings + [message],
   )
   return out
@@ -164,11 +167,14 @@ def _bootstrap(
     if options.bootstrap_by_budget is None
     else options.bootstrap_by_budget
   )
+  replicas = noise.has_replicas(table)
   if options.bootstrap_samples >= 2 and fits:
-    counts = bootstrap.counts(table, options.bootstrap_samples, options.seed, by_budget)
+    draw = noise.cluster_counts if replicas else bootstrap.counts
+    counts = draw(table, options.bootstrap_samples, options.seed, by_budget)
     boot = bootstrap.refit(table, counts, fits, options.huber_delta)
   section = {
     "samples": options.bootstrap_samples,
+    "unit": "shape with its seeds" if replicas else "run",
     "by_budget": by_budget,
     "seed": options.seed,
     "interval": options.interval,
@@ -208,6 +214,18 @@ def _holdout(table, fits, delta: float, warnings: list[str]) -> dict[str, Any]:
   except FitError as e:
     warnings.append(f"holdout: {e}")
     return {"status": "failed", "message": str(e)}
+
+
+def _noise(table: results.RunTable, warnings: list[str]) -> dict[str, Any] | None:
+  """Run-to-run noise from replicas (None without); warns for valleys not deeper than it."""
+  section = noise.estimate(table)
+  for v in (section or {}).get("valleys", []):
+    if v["deeper_than_noise"] is False:
+      warnings.append(
+        f"noise: the valley of budget {v['budget']:.3g} is not deeper than the run-to-run noise "
+        f"(depth {v['depth']:.3g}, standard error {v['standard_error']:.3g})"
+      )
+  return section
 
 
 def _left_out_warning(left_out: list[dict[str, Any]], total: int) -> str:

@@ -59,6 +59,7 @@ def summary(out: dict[str, Any]) -> str:
     lines.append("predictions (value [interval]; * = extrapolation):")
     lines += _prediction_lines(out["predictions"])
   lines += _holdout_lines(out["holdout"])
+  lines += noise_lines(out.get("noise"))
   for w in out["warnings"]:
     lines.append(f"WARNING: {w}")
   return "\n".join(lines)
@@ -121,4 +122,26 @@ def _holdout_lines(hold: dict[str, Any]) -> list[str]:
           f"  {name}: N_opt rel error {r['N_opt_rel_error']:+.1%}, D_opt "
           f"{r['D_opt_rel_error']:+.1%} (vs the held-out budget's parabola minimum)"
         )
+  return lines
+
+
+def noise_lines(noise: dict[str, Any] | None) -> list[str]:
+  """The run-to-run noise and, per budget, its valley's depth against it (none: no replicas)."""
+  if not noise:
+    return []
+  replicated = sum(1 for s in noise["shapes"] if s["runs"] > 1)
+  lines = [
+    f"run-to-run noise of the final loss: std {noise['pooled_std']:.3g} (pooled over "
+    f"{replicated} shapes with seeds, {noise['dof']} degrees of freedom); bootstrap resamples "
+    "shapes with their seeds"
+  ]
+  for v in noise["valleys"]:
+    if v["depth"] is None:
+      lines.append(f"  budget {v['budget']:.3g}: {v['shapes']} shapes, too few for a valley")
+      continue
+    verdict = "deeper than the noise" if v["deeper_than_noise"] else "NOT deeper than the noise"
+    lines.append(
+      f"  budget {v['budget']:.3g}: valley depth {v['depth']:.3g} = "
+      f"{v['depth'] / v['standard_error']:.1f} standard errors: {verdict}"
+    )
   return lines

@@ -7,7 +7,7 @@ from typing import Any
 
 from flopsfit import workdir as workdir_lib
 from flopsfit.analysis import conventions
-from flopsfit.analysis.report import interval_label
+from flopsfit.analysis.report import interval_label, noise_lines
 from flopsfit.plotting import style
 from flopsfit.plotting.inputs import Inputs
 
@@ -70,7 +70,8 @@ def render(inputs: Inputs, figures: dict[str, str], missing: Sequence[str]) -> s
   lines = [f"# Scaling laws: `{where}`", ""]
   lines += _setup(inputs)
   if a is not None:
-    lines += _laws(a) + _holdout(a) + _predictions(a)
+    lines += _laws(a) + _holdout(a) + _predictions(a) + _noise(a)
+  lines += _validation(inputs.workdir)
   warnings = list((a or {}).get("warnings") or [])
   if warnings:
     lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
@@ -294,3 +295,47 @@ def _predictions(a: dict[str, Any]) -> list[str]:
       cells.append(style.sci_estimate((row.get(second) or {}).get("N_opt")))
     out.append("| " + " | ".join(cells) + " |")
   return out + [""]
+
+
+def _validation(workdir: str | None) -> list[str]:
+  """The check one decade up (`python -m flopsfit.validate`), when validation.json exists."""
+  path = workdir and workdir_lib.validation_result_path(workdir)
+  if not path or not os.path.exists(path):
+    return []
+  try:
+    v = workdir_lib.read_json_object(path)
+    out = ["## Validation beyond the sweep", ""]
+    factor = v.get("factor")
+    out.append(
+      f"Trained at {style.sci(v['budget'])} FLOPs"
+      + (f" ({factor:.3g}× the largest swept budget)" if factor else "")
+      + f": the predicted compute-optimal size and one size below and above it. Verdict: "
+      f"**{v['verdict']}** ({100 * v['interval']:.4g}% intervals)."
+    )
+    out += ["", "| run | role | N | D | loss | Approach 3 |", "|---|---|---|---|---|---|"]
+    for r in v["runs"]:
+      predicted = "-" if r.get("predicted_loss") is None else f"{r['predicted_loss']:.4f}"
+      out.append(
+        f"| {r['run_id']} | {r['role']} | {style.sci(r['N'])} | {style.sci(r['D'])} | "
+        f"{r['loss']:.4f} | {predicted} |"
+      )
+    out += ["", "| check | observed | predicted | interval | inside |", "|---|---|---|---|---|"]
+    for name, c in v["checks"].items():
+      band = "-" if c.get("lo") is None else f"[{c['lo']:.4g}, {c['hi']:.4g}]"
+      observed = "-" if c.get("observed") is None else f"{c['observed']:.4g}"
+      predicted = "-" if c.get("predicted") is None else f"{c['predicted']:.4g}"
+      inside = {True: "yes", False: "**no**", None: "-"}[c.get("inside")]
+      out.append(f"| {name} | {observed} | {predicted} | {band} | {inside} |")
+    return out + [""] + [f"- {p}" for p in v.get("problems") or []] + [""]
+  except (workdir_lib.WorkdirFileError, KeyError, TypeError, ValueError) as e:
+    return ["## Validation beyond the sweep", "", f"{path} unreadable: {e}", ""]
+
+
+def _noise(a: dict[str, Any]) -> list[str]:
+  """Run-to-run noise from seeds (`sweep.seeds` of two or more), when the analysis has it."""
+  lines = noise_lines(a.get("noise"))
+  if not lines:
+    return []
+  return (
+    ["## Run-to-run noise", "", lines[0] + ".", ""] + [f"- {x.strip()}" for x in lines[1:]] + [""]
+  )

@@ -22,6 +22,7 @@ from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import params as params_lib
 from flopsfit.engine import step as step_lib
 from flopsfit.sweep import probe as probe_lib
+from flopsfit.sweep import window as window_lib
 from flopsfit.sweep.run_config import run_config
 
 SWEEP_VERSION = 1
@@ -59,16 +60,6 @@ def hparam_rule(config):
   )
 
 
-def size_rule(config):
-  spec = config.model.size_rule.factory
-  return plugins_lib.call(
-    "model.size_rule",
-    spec,
-    plugins_lib.resolve("model.size_rule.factory", spec),
-    plugins_lib.kwargs_of(config.model.size_rule),
-  )
-
-
 def optimum_centre(config, budget: float) -> tuple[float, str]:
   """Expected compute-optimal N (non-embedding) at `budget`, and where the guess comes from:
   an earlier analysis of this workdir when it has a frontier, else the tokens-per-parameter
@@ -89,28 +80,6 @@ def optimum_centre(config, budget: float) -> tuple[float, str]:
   return math.sqrt(budget / (6.0 * prior)), f"prior tokens_per_param={prior:g}"
 
 
-def candidate_shapes(config, centre: float) -> list[dict]:
-  """`sweep.shapes_per_budget` distinct shapes spread evenly in log N over `sweep.decades`
-  decades around `centre` (from the size rule), or the config's explicit `sweep.shapes`."""
-  sweep = config.sweep
-  if sweep.get("shapes"):
-    return [dict(s) for s in sweep.shapes]
-  rule = size_rule(config)
-  count, decades = sweep.shapes_per_budget, sweep.decades
-  for widen in range(12):  # tiny N has few distinct shapes: widen the range until enough
-    half = 0.5 * decades * (1.25**widen)
-    targets = np.geomspace(centre / 10**half, centre * 10**half, 6 * count)
-    shapes = []
-    for t in targets:
-      s = rule.shape_for(float(t))
-      if s not in shapes:
-        shapes.append(s)
-    if len(shapes) >= count:
-      picks = np.unique(np.round(np.linspace(0, len(shapes) - 1, count)).astype(int))
-      return [shapes[i] for i in picks]
-  return shapes
-
-
 @dataclasses.dataclass
 class _Compiled:
   flops_per_step: float
@@ -119,14 +88,13 @@ class _Compiled:
   mesh: dict  # {"fsdp": f, "tensor": t}; `data` takes the rest of the run's devices
 
 
-def device_memory_limit(config) -> int | None:
-  """Bytes a run may use per device: sweep.memory_fraction × sweep.device_memory_bytes (0:
-  the device's own limit on GPUs, the host's RAM on CPU), or None when unknown."""
+def device_memory(config) -> int | None:
+  """Bytes of one device: sweep.device_memory_bytes, or (0) the device's own limit on GPUs,
+  the host's RAM on CPU; None when unknown."""
   given = config.sweep.get("device_memory_bytes", 0) or 0
   if given < 0:
     raise PlanError(f"config.sweep.device_memory_bytes: expected >= 0 bytes, got {given}")
-  memory = given or _device_memory_bytes()
-  return int(config.sweep.memory_fraction * memory) if memory else None
+  return given or _device_memory_bytes()
 
 
 def _device_memory_bytes() -> int | None:
@@ -140,58 +108,64 @@ def _device_memory_bytes() -> int | None:
     return None
 
 
+@dataclasses.dataclass
+class _Context:
+  """What planning every budget shares: plugins, rules, limits and the compile cache."""
+
+  config: object
+  plugins: object
+  rule: object
+  units: int
+  available: float  # units of D the train split offers within sweep.max_epochs
+  memory: int | None
+  example: dict
+  cache: dict = dataclasses.field(default_factory=dict)
+  params: dict = dataclasses.field(default_factory=dict)
+
+  def counts(self, shape: dict) -> dict:
+    key = _shape_key(shape)
+    if key not in self.params:
+      self.params[key] = params_lib.count_params(self.plugins.abstract_model(shape))
+    return self.params[key]
+
+
+def context(config) -> _Context:
+  """Plugins, rules and limits for evaluating candidate runs of `config`."""
+  plugins = plugins_lib.load(config)
+  dataset = plugins.dataset
+  units = dataset.units_per_record
+  return _Context(
+    config=config,
+    plugins=plugins,
+    rule=hparam_rule(config),
+    units=units,
+    available=len(dataset.source("train")) * units * config.sweep.max_epochs,
+    memory=device_memory(config),
+    example={k: v[None] for k, v in dataset.source("train")[0].items()},
+  )
+
+
+def _shape_key(shape: dict) -> tuple:
+  return tuple(sorted(shape.items()))
+
+
 def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
   """Plans every (budget, shape, seed) run; returns the contents of sweep.json. The probe's
   estimate assumes `train --parallel=<parallel>`."""
   if "sweep" not in config:
     raise PlanError("config.sweep: missing; a sweep needs budgets and a shape rule")
-  plugins = plugins_lib.load(config)
-  dataset = plugins.dataset
-  sweep, units = config.sweep, dataset.units_per_record
-  available = len(dataset.source("train")) * units * sweep.max_epochs
-  rule = hparam_rule(config)
-  memory = device_memory_limit(config)
-  example = {k: v[None] for k, v in dataset.source("train")[0].items()}
-  cache: dict = {}
-  runs, dropped, centres = [], [], {}
-  for budget in budgets_of(sweep):
+  ctx = context(config)
+  runs, dropped, centres, windows = [], [], {}, {}
+  for budget in budgets_of(config.sweep):
     centre, centre_source = optimum_centre(config, budget)
-    centres[f"{budget:.6g}"] = {"N": centre, "source": centre_source}
-    for shape in candidate_shapes(config, centre):
-      hp = rule(shape, budget)
-      for seed in sweep.seeds:
-        run = {
-          "run_id": run_ids.format_run_id(budget, shape, seed),
-          "budget_flops": budget,
-          "shape": shape,
-          "seed": int(seed),
-          "batch_size": hp["batch_size"],
-          "learning_rate": hp["learning_rate"],
-        }
-        key = (tuple(sorted(shape.items())), hp["batch_size"], hp["learning_rate"])
-        if key not in cache:
-          cache[key] = _compile_candidate(config, plugins, run, example, memory)
-        compiled = cache[key]
-        steps = int(budget // compiled.flops_per_step)
-        spent = steps * compiled.flops_per_step
-        tokens = steps * hp["batch_size"] * units
-        run.update(
-          {
-            "flops_per_step": compiled.flops_per_step,
-            "steps": steps,
-            "spent_flops": spent,
-            "tokens": tokens,
-            "params": compiled.params,
-            "tokens_per_param": tokens / compiled.params["non_embedding"],
-            "memory_bytes": compiled.memory_bytes,
-            "mesh": compiled.mesh,
-          }
-        )
-        reason = _drop_reason(run, sweep, available, memory)
-        if reason:
-          dropped.append({**run, "reason": reason})
-        else:
-          runs.append(run)
+    key = f"{budget:.6g}"
+    centres[key] = {"N": centre, "source": centre_source}
+    kept, rejected, window = window_lib.plan_budget(ctx, budget, centre, evaluate)
+    windows[key] = window
+    for run in kept:
+      runs += seeded(run, config.sweep.seeds)
+    for run in rejected:
+      dropped += seeded(run, config.sweep.seeds)
   if not runs:
     raise PlanError(
       "config.sweep: every candidate run was dropped: "
@@ -201,12 +175,63 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
     "version": SWEEP_VERSION,
     "identity": identity_lib.identity(config),
     "centres": centres,
+    "windows": windows,
+    "warnings": window_lib.warnings_of(windows),
     "runs": runs,
     "dropped": dropped,
   }
   if probe:
-    plan["estimate"] = probe_lib.estimate_times(config, plugins, runs, example, parallel)
+    plan["estimate"] = probe_lib.estimate_times(config, ctx.plugins, runs, ctx.example, parallel)
   return plan
+
+
+def seeded(run: dict, seeds) -> list[dict]:
+  """One copy of `run` per seed (the run id names the seed), seed fields in plan order."""
+  out = []
+  for seed in seeds:
+    entry = {"run_id": run_ids.format_run_id(run["budget_flops"], run["shape"], seed)}
+    entry.update({k: v for k, v in run.items() if k != "run_id"})
+    entry["seed"] = int(seed)
+    out.append(entry)
+  return out
+
+
+def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
+  """One candidate run at `budget` (seed 0 stands for every seed: FLOPs and memory do not
+  depend on it), with its exact steps and tokens, and `reason` when it must be dropped."""
+  hp = ctx.rule(shape, budget)
+  seed = int(ctx.config.sweep.seeds[0]) if len(ctx.config.sweep.seeds) else 0
+  run = {
+    "run_id": run_ids.format_run_id(budget, shape, seed),
+    "budget_flops": budget,
+    "shape": shape,
+    "seed": seed,
+    "batch_size": hp["batch_size"],
+    "learning_rate": hp["learning_rate"],
+  }
+  key = (_shape_key(shape), hp["batch_size"], hp["learning_rate"])
+  if key not in ctx.cache:
+    limit = int(ctx.config.sweep.memory_fraction * ctx.memory) if ctx.memory else None
+    ctx.cache[key] = _compile_candidate(ctx.config, ctx.plugins, run, ctx.example, limit)
+  compiled = ctx.cache[key]
+  steps = int(budget // compiled.flops_per_step)
+  tokens = steps * hp["batch_size"] * ctx.units
+  run.update(
+    {
+      "flops_per_step": compiled.flops_per_step,
+      "steps": steps,
+      "spent_flops": steps * compiled.flops_per_step,
+      "tokens": tokens,
+      "params": compiled.params,
+      "tokens_per_param": tokens / compiled.params["non_embedding"],
+      "memory_bytes": compiled.memory_bytes,
+      "mesh": compiled.mesh,
+    }
+  )
+  found = window_lib.drop_reason(run, ctx.config.sweep, ctx.available, ctx.memory)
+  if found:
+    run["limit"], run["reason"] = found
+  return run
 
 
 def _compile_candidate(config, plugins, run, example, limit: int | None) -> _Compiled:
@@ -258,30 +283,6 @@ def _fsdp_choices(config, run, fsdp: int, tensor: int, memory, limit) -> list[in
   return sizes
 
 
-def _drop_reason(run, sweep, available_units, memory) -> str | None:
-  if run["steps"] < sweep.min_steps:
-    return (
-      f"too few steps: {run['steps']} < sweep.min_steps={sweep.min_steps} (short runs "
-      "measure optimisation, not model size)"
-    )
-  miss = 1 - run["spent_flops"] / run["budget_flops"]
-  if miss > sweep.budget_tolerance:
-    return f"misses the budget by {miss:.2%} > sweep.budget_tolerance={sweep.budget_tolerance:g}"
-  if run["tokens"] > available_units:
-    return (
-      f"needs {run['tokens']:.3g} units of data, the train split offers "
-      f"{available_units:.3g} (sweep.max_epochs={sweep.max_epochs:g})"
-    )
-  if memory and run["memory_bytes"] and run["memory_bytes"] > memory:
-    mesh = run["mesh"]
-    return (
-      f"needs {run['memory_bytes'] / 2**30:.2f} GiB per device (fsdp={mesh['fsdp']}, "
-      f"tensor={mesh['tensor']}), more than sweep.memory_fraction={sweep.memory_fraction:g} "
-      f"of {memory / sweep.memory_fraction / 2**30:.1f} GiB (sweep.device_memory_bytes)"
-    )
-  return None
-
-
 def format_plan(plan: dict) -> str:
   """The plan as a table: per run and per budget, with dropped candidates and their reasons."""
   seconds = plan.get("estimate", {}).get("seconds", {})
@@ -306,6 +307,9 @@ def format_plan(plan: dict) -> str:
       f"  budget {budget:.3g}: {len(group)} runs, centre N≈{centre['N']:.3g} "
       f"({centre['source']})" + (f", about {group_s / 60:.1f} min" if seconds else "")
     )
+    window = plan.get("windows", {}).get(f"{budget:.6g}")
+    if window and window["searched"]:
+      lines.append("    " + _window_line(window))
   total = plan.get("estimate", {}).get("total_seconds")
   workers = plan.get("estimate", {}).get("workers", 1)
   packed = f" ({workers} runs at a time)" if workers > 1 else ""
@@ -315,7 +319,20 @@ def format_plan(plan: dict) -> str:
   )
   for d in plan["dropped"]:
     lines.append(f"dropped {d['run_id']} (N={d['params']['non_embedding']:,}): {d['reason']}")
+  lines += [f"WARNING: {w}" for w in plan.get("warnings", [])]
   return "\n".join(lines)
+
+
+def _window_line(window: dict) -> str:
+  """'feasible N 12,000-61,000 (below: data, above: min_steps); shapes re-centred on it'."""
+  if window["N"] is None:
+    return "no feasible size"
+  limits = ", ".join(f"{side}: {limit}" for side, limit in window["limits"].items() if limit)
+  return (
+    f"feasible N {window['N'][0]:,}-{window['N'][1]:,}"
+    + (f" (limited {limits})" if limits else "")
+    + ("; shapes spread over it" if window["recentred"] else "")
+  )
 
 
 def load_or_plan(config, force: bool = False, probe: bool = True, parallel: str = "1") -> dict:
