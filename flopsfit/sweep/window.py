@@ -77,8 +77,8 @@ def drop_reason(run: dict, sweep, available_units: float, memory) -> tuple[str, 
   if memory and run["memory_bytes"] and run["memory_bytes"] > sweep.memory_fraction * memory:
     mesh = run.get("mesh") or {"fsdp": 1, "tensor": 1}
     return "memory", (
-      f"needs {run['memory_bytes'] / 2**30:.2f} GiB per device (fsdp={mesh['fsdp']}, "
-      f"tensor={mesh['tensor']}), more than sweep.memory_fraction={sweep.memory_fraction:g} "
+      f"needs {run['memory_bytes'] / 2**30:.2f} GiB per device with fsdp={mesh['fsdp']}, "
+      f"tensor={mesh['tensor']}, more than sweep.memory_fraction={sweep.memory_fraction:g} "
       f"of {memory / 2**30:.1f} GiB (sweep.device_memory_bytes)"
     )
   return None
