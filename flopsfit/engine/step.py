@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from flopsfit import model_calls
+from flopsfit import model_calls, xla_cost
 from flopsfit.engine import flops as flops_lib
 from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import optim as optim_lib
@@ -138,14 +138,38 @@ def memory_bytes(compiled) -> int | None:
     return None
 
 
+def memory_bound_bytes(lowered, state_shapes, batch) -> int | None:
+  """An upper bound of the bytes one device needs for a lowered step, without compiling it:
+  its arguments plus every byte its operations read or write (XLA's cost analysis of the
+  unfused global program). A buffer live at the peak is an argument or was written by some
+  operation, so the bound holds on any mesh; it is typically 15-20x the compiled figure.
+  None when the program has loops (their bodies are counted once) or no analysis."""
+  if "stablehlo.while" in lowered.as_text():
+    return None
+  touched = xla_cost.lowered_bytes_accessed(lowered)
+  if touched is None:
+    return None
+  arguments = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves((state_shapes, batch)))
+  return int(touched + arguments)
+
+
 def step_flops_and_memory(
-  build_model, loss_fn, optim, example_batch: dict, batch_size: int, mesh=None
+  build_model,
+  loss_fn,
+  optim,
+  example_batch: dict,
+  batch_size: int,
+  mesh=None,
+  limit: int | None = None,
 ) -> tuple[float, int | None]:
   """Global FLOPs of one train step, and the bytes it needs per device on `mesh` (default:
   one device).
 
-  FLOPs are those of `compile_step` on any mesh (flops.step_flops of the lowered step);
-  the memory comes from the step compiled for `mesh`. Nothing is allocated.
+  FLOPs are those of `compile_step` on any mesh (flops.step_flops of the lowered step). The
+  memory is XLA's memory analysis of the step compiled for `mesh`, except when `limit` is
+  given and `memory_bound_bytes` is already under it: then that bound, and nothing is
+  compiled (a sweep's small candidates are planned in a fraction of the time). Nothing is
+  allocated.
   """
   abstract_model = nnx.eval_shape(build_model)
   state_shapes = jax.eval_shape(init_fn(build_model, optim_lib.adamw_direction(optim)), 0)
@@ -159,6 +183,10 @@ def step_flops_and_memory(
     mesh,
   )
   flops = flops_lib.step_flops(lowered, abstract_model, batch)
+  if limit is not None:
+    bound = memory_bound_bytes(lowered, state_shapes, batch)
+    if bound is not None and bound <= limit:
+      return flops, bound
   try:
     compiled = lowered.compile()
   except Exception:  # a backend that cannot compile abstractly reports no memory

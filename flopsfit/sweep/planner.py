@@ -120,6 +120,7 @@ class _Context:
   memory: int | None
   example: dict
   cache: dict = dataclasses.field(default_factory=dict)
+  checked: bool = False  # the plugins' contract is traced once, on the first candidate
   params: dict = dataclasses.field(default_factory=dict)
 
   def counts(self, shape: dict) -> dict:
@@ -210,6 +211,9 @@ def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
     "learning_rate": hp["learning_rate"],
   }
   key = (_shape_key(shape), hp["batch_size"], hp["learning_rate"])
+  if not ctx.checked:
+    plugins_lib.check_model_and_loss(ctx.plugins, shape, hp["batch_size"])  # one line
+    ctx.checked = True
   if key not in ctx.cache:
     limit = int(ctx.config.sweep.memory_fraction * ctx.memory) if ctx.memory else None
     ctx.cache[key] = _compile_candidate(ctx.config, ctx.plugins, run, ctx.example, limit)
@@ -237,11 +241,14 @@ def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
 def _compile_candidate(config, plugins, run, example, limit: int | None) -> _Compiled:
   cfg = run_config(config, run)
   shape = run["shape"]
-  plugins_lib.check_model_and_loss(plugins, shape, run["batch_size"])  # one line, not a traceback
   build = lambda: plugins.model(shape, run["seed"])
-  flops, memory = step_lib.step_flops_and_memory(
-    build, plugins.loss, cfg.optim, example, run["batch_size"]
-  )
+  try:
+    flops, memory = step_lib.step_flops_and_memory(
+      build, plugins.loss, cfg.optim, example, run["batch_size"], limit=limit
+    )
+  except Exception:
+    plugins_lib.check_model_and_loss(plugins, shape, run["batch_size"])  # a shape's own error
+    raise
   fsdp, tensor = _mesh_fields(config)
   mesh = {"fsdp": fsdp or 1, "tensor": tensor}
   for fsdp_size in _fsdp_choices(config, run, fsdp, tensor, memory, limit):
@@ -254,6 +261,7 @@ def _compile_candidate(config, plugins, run, example, limit: int | None) -> _Com
       example,
       run["batch_size"],
       mesh_lib.make_mesh(devices, fsdp=fsdp_size, tensor=tensor),
+      limit=limit,
     )
     if fsdp or memory is None or limit is None or memory <= limit:
       break

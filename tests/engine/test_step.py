@@ -65,6 +65,24 @@ def test_flops_per_step_are_the_same_on_every_mesh_and_in_the_plan():
   assert abs(counts[1].flops_per_step / compiled_one_device - 1) < 0.05
 
 
+def test_memory_bound_holds_and_spares_the_compile_under_the_limit():
+  """The planner's memory without compiling is an upper bound of XLA's compiled figure; it is
+  used only when it is under the limit, otherwise the step is compiled and measured."""
+  batch, loss_fn = _batch(), losses.next_token_cross_entropy()
+  for d_model, n_layers in ((16, 1), (64, 2)):
+    _, compiled = step_lib.step_flops_and_memory(
+      _build(d_model, n_layers), loss_fn, OPTIM, batch, 16
+    )
+    _, bound = step_lib.step_flops_and_memory(
+      _build(d_model, n_layers), loss_fn, OPTIM, batch, 16, limit=2**40
+    )
+    assert compiled < bound < 40 * compiled, (d_model, compiled, bound)
+    _, measured = step_lib.step_flops_and_memory(
+      _build(d_model, n_layers), loss_fn, OPTIM, batch, 16, limit=bound - 1
+    )
+    assert measured == compiled
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "wsd"])
 def test_schedule_warms_up_and_ends_at_final_fraction(schedule):
   from flopsfit.engine import optim
