@@ -80,7 +80,11 @@ def supervise(argv: list[str], process: str, peer_timeout: int, join_timeout: in
   passed on to the child (it saves a checkpoint and exits 75).
   """
   env = {**os.environ, SUPERVISED: str(os.getpid())}
-  child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+  # Its own session: a terminal's Ctrl-C reaches the child once, passed on by the supervisor
+  # (twice would mean "stop now" without a checkpoint).
+  child = subprocess.Popen(
+    argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+  )
   for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, lambda signum, _: child.send_signal(signum))
   fatal: list[str] = []
