@@ -7,6 +7,9 @@ Quick:   --config=configs/gpt.py:quick      (budgets 3e10, 1e11 × 4 sizes, abou
                                              all: the sweep took 155 s from a clean clone, 61 s
                                              of it planning; both budgets with an interior
                                              minimum)
+Validate: python -m flopsfit.validate --config=configs/gpt.py:quick --factor=3   (after analyze;
+                                             3 runs at 3e11, 700 s on 2 busy cores: verdict
+                                             failed, docs/operations.md)
 One run: python -m flopsfit.train --config=configs/gpt.py:size=small --single
 Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdirs/big
 

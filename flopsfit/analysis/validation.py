@@ -79,12 +79,10 @@ def check(
     return out
   C = float(np.mean(table.C))
   out["C"] = C
-  for approach in ("approach3", "approach2", "approach1"):
-    if (laws.get(approach) or {}).get("status") == "ok" and approach in (
-      laws.get("frontier") or {}
-    ):
-      quantities = ("N_opt", "D_opt", "loss") if approach == "approach3" else ("N_opt", "D_opt")
-      out["predicted"][approach] = {q: law_lookup.at(laws, approach, q, C) for q in quantities}
+  for name in ("approach3", "approach2", "approach1"):
+    if (laws.get(name) or {}).get("status") == "ok" and name in (laws.get("frontier") or {}):
+      quantities = ("N_opt", "D_opt", "loss") if name == "approach3" else ("N_opt", "D_opt")
+      out["predicted"][name] = {q: law_lookup.at(laws, name, q, C) for q in quantities}
   out["runs"] = _runs(laws, table, roles)
   out["observed"] = valley(table)
   out["approach"] = approach if approach in out["predicted"] else next(iter(out["predicted"]), None)

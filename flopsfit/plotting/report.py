@@ -325,8 +325,13 @@ def _validation(workdir: str | None) -> list[str]:
       observed = "-" if c.get("observed") is None else f"{c['observed']:.4g}"
       predicted = "-" if c.get("predicted") is None else f"{c['predicted']:.4g}"
       inside = {True: "yes", False: "**no**", None: "-"}[c.get("inside")]
-      out.append(f"| {name} | {observed} | {predicted} | {band} | {inside} |")
-    return out + [""] + [f"- {p}" for p in v.get("problems") or []] + [""]
+      label = name if c.get("decides", True) else f"{name} (for information)"
+      out.append(f"| {label} | {observed} | {predicted} | {band} | {inside} |")
+    edge = (v.get("observed") or {}).get("edge")
+    notes = [f"the lowest loss is at the {edge} size: the optimum lies beyond the runs"] * bool(
+      edge
+    )
+    return out + [""] + [f"- {p}" for p in notes + (v.get("problems") or [])] + [""]
   except (workdir_lib.WorkdirFileError, KeyError, TypeError, ValueError) as e:
     return ["## Validation beyond the sweep", "", f"{path} unreadable: {e}", ""]
 

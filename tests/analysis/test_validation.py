@@ -49,6 +49,8 @@ def test_runs_from_the_true_law_fall_inside_the_predictions(swept):
   assert out["verdict"] == "passed", out["problems"]
   assert [r["run_id"] for r in out["runs"]] == ids and out["factor"] == pytest.approx(10.0)
   assert out["checks"]["loss"]["inside"] and out["checks"]["N_opt_approach3"]["inside"]
+  assert out["approach"] == "approach3"  # the verdict rests on it; the others are information
+  assert [n for n, c in out["checks"].items() if c["decides"]] == ["loss", "N_opt_approach3"]
   assert out["observed"]["edge"] is None
   assert all(abs(r["rel_error"]) < 0.02 for r in out["runs"])
   # The validation runs stay out of the sweep's analysis.
