@@ -1,5 +1,6 @@
 """Loss plugins: `loss(outputs, batch) -> (scalar, metrics)`."""
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -25,5 +26,27 @@ def next_token_cross_entropy(pad_id: int | None = None):
     mean = (xent_BxT * mask_BxT).sum() / denom
     correct = (jnp.argmax(logits_BxTxV, -1) == targets_BxT) * mask_BxT
     return mean, {"accuracy": correct.sum() / denom, "perplexity": jnp.exp(mean), "weight": weight}
+
+  return loss
+
+
+def classification_cross_entropy(label_smoothing: float = 0.0):
+  """Mean cross-entropy of `logits` [B, K] against integer `batch["label"]` [B].
+
+  `label_smoothing` mixes that fraction of a uniform distribution into the targets (0: plain
+  cross-entropy). Metrics: accuracy, and `weight` (examples, to average over batches).
+  """
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(f"loss label_smoothing: expected a value in [0, 1), got {label_smoothing}")
+
+  def loss(outputs: dict, batch: dict):
+    logits_BxK = outputs["logits"].astype(jnp.float32)
+    labels_B = batch["label"]
+    targets_BxK = optax.smooth_labels(
+      jax.nn.one_hot(labels_B, logits_BxK.shape[-1]), label_smoothing
+    )
+    mean = optax.softmax_cross_entropy(logits_BxK, targets_BxK).mean()
+    correct = (jnp.argmax(logits_BxK, -1) == labels_B).astype(jnp.float32)
+    return mean, {"accuracy": correct.mean(), "weight": jnp.float32(labels_B.shape[0])}
 
   return loss

@@ -23,7 +23,7 @@ class RunTable:
 
   run_id: np.ndarray  # [R] str
   N: np.ndarray  # [R] parameters, in the chosen convention
-  D: np.ndarray  # [R] tokens (or examples) trained on
+  D: np.ndarray  # [R] data trained on, in the dataset's unit (tokens, images, ...)
   C: np.ndarray  # [R] compute spent, in the chosen convention
   loss: np.ndarray  # [R] final loss
   group: np.ndarray  # [R] int index into `budgets`
@@ -153,22 +153,24 @@ def load_workdir(workdir: str, options: AnalysisOptions) -> RunTable:
   run_ids = sorted(d for d in os.listdir(runs_path) if os.path.isdir(os.path.join(runs_path, d)))
   if not run_ids:
     raise InputError(f"{runs_path}: no runs to analyze")
-  rows, excluded = [], []
+  rows, excluded, units = [], [], set()
   for run_id in run_ids:
     path = workdir_lib.result_path(workdir, run_id)
     if not os.path.exists(path):
       excluded.append({"run_id": run_id, "reason": "incomplete: no result.json"})
       continue
-    row = _row_from_result(workdir_lib.read_json_object(path), options, path)
+    result = workdir_lib.read_json_object(path)
+    row = _row_from_result(result, options, path)
     if isinstance(row, str):
       excluded.append({"run_id": run_id, "reason": row})
       continue
     row["run_id"] = str(row["run_id"] or run_id)
     rows.append(row)
+    units.add(str(result.get("unit") or conventions_lib.DEFAULT_DATA))
   conventions = {
     "flops": options.flops_convention,
     "params": options.params_convention,
-    "data": conventions_lib.DEFAULT_DATA,
+    "data": "/".join(sorted(units)) or conventions_lib.DEFAULT_DATA,  # result.json "unit"
   }
   source = {
     "kind": "workdir",

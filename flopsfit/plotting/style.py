@@ -179,7 +179,7 @@ def n_label(analysis: dict | None) -> str:
 
 def d_label(analysis: dict | None) -> str:
   conv = _conventions(analysis).get("data", conventions.DEFAULT_DATA)
-  return f"D: data ({conv})" if conv != conventions.DEFAULT_DATA else "D: tokens"
+  return f"D: {conv}" if conv.isidentifier() else f"D: data ({conv})"  # a unit, or a CSV column
 
 
 LOSS_LABEL = "final loss (nats)"

@@ -1,5 +1,5 @@
-"""Training curves: train loss against FLOPs (or tokens) for every run, coloured by N, from
-metrics.jsonl, with each run's final eval loss marked at its end."""
+"""Training curves: train loss against FLOPs (or D, in tokens, images, ...) for every run,
+coloured by N, from metrics.jsonl, with each run's final eval loss marked at its end."""
 
 import math
 
@@ -9,7 +9,7 @@ from flopsfit.plotting.inputs import Inputs, NothingToPlot
 NAME = "training_curves"
 FIGSIZE = style.SINGLE
 X_AXES = ("flops", "tokens")
-_X_LABELS = {"flops": "compute spent (FLOPs, XLA-measured)", "tokens": "tokens seen (D)"}
+_FLOPS_LABEL = "compute spent (FLOPs, XLA-measured)"
 
 
 def curve(rows: list[dict], x: str) -> tuple[list[float], list[float]]:
@@ -79,10 +79,12 @@ def draw(inputs: Inputs, colors: style.BudgetColors, x: str = "flops"):
   ax.set_xscale("log")
   style.log_if_decades(ax, "y", all_y, decades=0.5)
   style.plain_log_ticks(ax, "y")
-  ax.set_xlabel(_X_LABELS[x])
+  units = {str(r.get("unit")) for r in inputs.results.values() if r and r.get("unit")}
+  unit = "/".join(sorted(units)) or "tokens"  # result.json "unit": tokens, images, ...
+  ax.set_xlabel(_FLOPS_LABEL if x == "flops" else f"{unit} seen (D)")
   ax.set_ylabel("train loss, mean over the logging window (nats)")
   fig.suptitle(
-    f"Training curves: {len(curves)} runs, loss against {'compute' if x == 'flops' else 'tokens'}"
+    f"Training curves: {len(curves)} runs, loss against {'compute' if x == 'flops' else unit}"
   )
   ax.grid(True, which="major", alpha=0.3)
   ax.grid(True, which="minor", alpha=0.08)

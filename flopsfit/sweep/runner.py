@@ -67,7 +67,8 @@ def load_plan(config, force_plan: bool = False, parallel: str = "1") -> dict:
         "`python -m flopsfit.plan --force` or use a new config.workdir"
       )
     return plan
-  plan = planner.load_or_plan(config, force=force_plan, parallel=parallel)
+  probe = bool(config.sweep.get("probe", True))  # as `plan` does: the probe costs time
+  plan = planner.load_or_plan(config, force=force_plan, probe=probe, parallel=parallel)
   logging.info("planned %d runs into %s:\n%s", len(plan["runs"]), path, planner.format_plan(plan))
   return plan
 
