@@ -48,26 +48,6 @@ def budgets_of(sweep) -> list[float]:
   return sorted(budgets)
 
 
-def hparam_rule(config):
-  spec = config.hparams.factory
-  return plugins_lib.call(
-    "hparams",
-    spec,
-    plugins_lib.resolve("hparams.factory", spec),
-    plugins_lib.kwargs_of(config.hparams),
-  )
-
-
-def size_rule(config):
-  spec = config.model.size_rule.factory
-  return plugins_lib.call(
-    "model.size_rule",
-    spec,
-    plugins_lib.resolve("model.size_rule.factory", spec),
-    plugins_lib.kwargs_of(config.model.size_rule),
-  )
-
-
 def optimum_centre(config, budget: float) -> tuple[float, str]:
   """Expected compute-optimal N (non-embedding) at `budget`, and where the guess comes from:
   an earlier analysis of this workdir when it has a frontier, else the tokens-per-parameter
@@ -94,14 +74,14 @@ def candidate_shapes(config, centre: float) -> list[dict]:
   sweep = config.sweep
   if sweep.get("shapes"):
     return [dict(s) for s in sweep.shapes]
-  rule = size_rule(config)
+  rule, spec = plugins_lib.size_rule(config), config.model.size_rule.factory
   count, decades = sweep.shapes_per_budget, sweep.decades
   for widen in range(12):  # tiny N has few distinct shapes: widen the range until enough
     half = 0.5 * decades * (1.25**widen)
     targets = np.geomspace(centre / 10**half, centre * 10**half, 6 * count)
     shapes = []
     for t in targets:
-      s = rule.shape_for(float(t))
+      s = plugins_lib.shape_for(rule, spec, float(t))
       if s not in shapes:
         shapes.append(s)
     if len(shapes) >= count:
@@ -136,8 +116,9 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
   plugins = plugins_lib.load(config)
   dataset = plugins.dataset
   sweep, units = config.sweep, dataset.units_per_record
-  available = len(dataset.source("train")) * units * sweep.max_epochs
-  rule = hparam_rule(config)
+  epoch_units = len(dataset.source("train")) * units
+  available = epoch_units * sweep.max_epochs
+  rule, rule_spec = plugins_lib.hparam_rule(config), config.hparams.factory
   memory = _device_memory_bytes()
   example = {k: v[None] for k, v in dataset.source("train")[0].items()}
   cache: dict = {}
@@ -146,7 +127,7 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
     centre, centre_source = optimum_centre(config, budget)
     centres[f"{budget:.6g}"] = {"N": centre, "source": centre_source}
     for shape in candidate_shapes(config, centre):
-      hp = rule(shape, budget)
+      hp = plugins_lib.hparams_for(rule, rule_spec, shape, budget)
       for seed in sweep.seeds:
         run = {
           "run_id": run_ids.format_run_id(budget, shape, seed),
@@ -171,6 +152,7 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
             "tokens": tokens,
             "params": compiled.params,
             "tokens_per_param": tokens / compiled.params["non_embedding"],
+            "epochs": tokens / epoch_units,
             "memory_bytes": compiled.memory_bytes,
           }
         )
@@ -233,8 +215,8 @@ def format_plan(plan: dict) -> str:
   """The plan as a table: per run and per budget, with dropped candidates and their reasons."""
   seconds = plan.get("estimate", {}).get("seconds", {})
   header = (
-    f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'steps':>7} {'batch':>5} "
-    f"{'lr':>8} {'est':>7}"
+    f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'epochs':>7} {'steps':>7} "
+    f"{'batch':>5} {'lr':>8} {'est':>7}"
   )
   lines = [header, "-" * len(header)]
   for budget in sorted({r["budget_flops"] for r in plan["runs"]}):
@@ -243,7 +225,7 @@ def format_plan(plan: dict) -> str:
       est = seconds.get(r["run_id"])
       lines.append(
         f"{r['run_id']:<28} {budget:>8.2g} {r['params']['non_embedding']:>9,} "
-        f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} {r['steps']:>7} "
+        f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} {_epochs(r):>7} {r['steps']:>7} "
         f"{r['batch_size']:>5} {r['learning_rate']:>8.2g} "
         f"{'' if est is None else f'{est:.0f}s':>7}"
       )
@@ -263,6 +245,12 @@ def format_plan(plan: dict) -> str:
   for d in plan["dropped"]:
     lines.append(f"dropped {d['run_id']} (N={d['params']['non_embedding']:,}): {d['reason']}")
   return "\n".join(lines)
+
+
+def _epochs(run: dict) -> str:
+  """Passes over the train split, or '' when it is effectively infinite (or unknown)."""
+  epochs = run.get("epochs")
+  return "" if epochs is None or epochs < 1e-3 else f"{epochs:.2g}"
 
 
 def load_or_plan(config, force: bool = False, probe: bool = True, parallel: str = "1") -> dict:
