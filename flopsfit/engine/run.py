@@ -291,6 +291,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
     "tokens": tokens,
     "unit": run.dataset.unit,
     "tokens_per_step": run.units_per_step,
+    "epochs": tokens / (len(run.train_source) * run.dataset.units_per_record),
     "params": run.param_counts,
     "flops_per_step": compiled.flops_per_step,
     "flops_per_step_per_device": compiled.flops_per_step_per_device,
