@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from flopsfit import config_check, run_ids
+from flopsfit import config_check, contracts, run_ids
 from flopsfit import identity as identity_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
@@ -95,8 +95,8 @@ class CompiledRun:
   run_id: str
   shape: dict
   mesh: Any
-  dataset: Any
-  train_source: Any
+  dataset: contracts.Dataset
+  train_source: contracts.Source
   compiled: step_lib.CompiledStep
   total_steps: int
   units_per_step: int
