@@ -1,13 +1,16 @@
-"""Resolves and validates the model, dataset and loss plugins named in a config.
+"""Resolves the plugins named in a config and checks them against their contracts.
 
-A plugin is `"package.module:attr"` plus keyword arguments. Every failure is a `PluginError`
-whose one-line message names the config field, raised before any training starts.
+A plugin is `"package.module:attr"` plus keyword arguments; what each must do is written once,
+as protocols, in `flopsfit/contracts.py` (model, dataset, loss, size rule, hyperparameter
+rule). Every failure is a `PluginError` whose one-line message names the config field, raised
+before any training starts.
 """
 
 import dataclasses
 import functools
 import importlib
 import inspect
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +18,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from flopsfit import model_calls
-
-SPLITS = ("train", "eval")
+from flopsfit import contracts, model_calls
+from flopsfit.contracts import SPLITS
 
 
 class PluginError(ValueError):
@@ -75,12 +77,12 @@ class Plugins:
   """The three resolved plugins of a config, with the model built per shape on demand."""
 
   model_spec: str
-  model_factory: Callable
+  model_factory: contracts.ModelFactory
   model_kwargs: dict
-  dataset: Any
-  loss: Callable
+  dataset: contracts.Dataset
+  loss: contracts.Loss
 
-  def model(self, shape: dict | None = None, seed: int = 0) -> nnx.Module:
+  def model(self, shape: contracts.Shape | None = None, seed: int = 0) -> nnx.Module:
     kwargs = {**self.model_kwargs, **(shape or {}), "rngs": nnx.Rngs(seed)}
     model = call("model", self.model_spec, self.model_factory, kwargs)
     if not isinstance(model, nnx.Module):
@@ -90,7 +92,7 @@ class Plugins:
       )
     return model
 
-  def abstract_model(self, shape: dict | None = None) -> nnx.Module:
+  def abstract_model(self, shape: contracts.Shape | None = None) -> nnx.Module:
     """The model with `ShapeDtypeStruct`s for arrays: nothing allocated."""
     return nnx.eval_shape(lambda: self.model(shape))
 
@@ -111,20 +113,98 @@ def load(config) -> Plugins:
   if not callable(loss):
     raise PluginError(
       f"config.loss.factory: {loss_spec} returned a {type(loss).__name__}, "
-      "expected a function loss(outputs, batch)"
+      "expected a function loss(outputs, batch) (flopsfit.contracts.Loss)"
     )
   return Plugins(config.model.factory, model_factory, kwargs_of(config.model), dataset, loss)
 
 
+def size_rule(config) -> contracts.SizeRule:
+  """`config.model.size_rule`'s rule, checked to have `shape_for`."""
+  spec = config.model.size_rule.factory
+  factory = resolve("model.size_rule.factory", spec)
+  rule = call("model.size_rule", spec, factory, kwargs_of(config.model.size_rule))
+  if not callable(getattr(rule, "shape_for", None)):
+    raise PluginError(
+      f"config.model.size_rule.factory: {spec} returned a {type(rule).__name__} without a "
+      "shape_for(target_params) method (flopsfit.contracts.SizeRule)"
+    )
+  return rule
+
+
+def shape_for(rule: contracts.SizeRule, spec: str, target_params: float) -> contracts.Shape:
+  """`rule.shape_for(target_params)`, checked to be a dict of integer shape fields."""
+  shape = rule.shape_for(target_params)
+  if not isinstance(shape, dict) or not all(
+    isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shape.values()
+  ):
+    raise PluginError(
+      f"config.model.size_rule.factory: {spec}'s shape_for({target_params:.3g}) returned "
+      f"{shape!r}; expected a dict of integer model kwargs (flopsfit.contracts.SizeRule)"
+    )
+  return {k: int(v) for k, v in shape.items()}
+
+
+def hparam_rule(config) -> contracts.HparamRule:
+  """`config.hparams`' rule, checked to be callable."""
+  spec = config.hparams.factory
+  rule = call("hparams", spec, resolve("hparams.factory", spec), kwargs_of(config.hparams))
+  if not callable(rule):
+    raise PluginError(
+      f"config.hparams.factory: {spec} returned a {type(rule).__name__}, expected a function "
+      "rule(shape, budget_flops) (flopsfit.contracts.HparamRule)"
+    )
+  return rule
+
+
+def hparams_for(
+  rule: contracts.HparamRule, spec: str, shape: contracts.Shape, budget_flops: float
+) -> contracts.Hparams:
+  """`rule(shape, budget_flops)`, checked: a positive learning rate and batch size."""
+  try:
+    hp = rule(shape, budget_flops)
+  except Exception as e:
+    if str(e).startswith("config."):  # the rule's own one-line error naming its field
+      raise PluginError(str(e)) from None
+    raise PluginError(
+      f"config.hparams.factory: {spec} raised on shape {shape} at budget {budget_flops:.3g} "
+      f"({_reason(e)})"
+    ) from None
+  lr = hp.get("learning_rate") if isinstance(hp, dict) else None
+  batch = hp.get("batch_size") if isinstance(hp, dict) else None
+  if not (
+    isinstance(lr, numbers.Real)
+    and lr > 0
+    and isinstance(batch, (int, np.integer))
+    and not isinstance(batch, bool)
+    and batch > 0
+  ):
+    raise PluginError(
+      f"config.hparams.factory: {spec} returned {hp!r} for shape {shape} at budget "
+      f"{budget_flops:.3g}; expected {{'learning_rate': > 0, 'batch_size': int > 0}} "
+      "(flopsfit.contracts.Hparams)"
+    )
+  return {**hp, "learning_rate": float(lr), "batch_size": int(batch)}
+
+
 def check_dataset(dataset, spec: str) -> None:
+  """The dataset fits `contracts.Dataset`: unit, units_per_record, and both splits' sources
+  give records that are dicts of numpy arrays."""
   units = getattr(dataset, "units_per_record", None)
   if not isinstance(units, (int, np.integer)) or units <= 0:
     raise PluginError(
       f"config.dataset.factory: {spec} has no positive integer "
       f"`units_per_record` (what one record counts as in D), got {units!r}"
     )
+  unit = getattr(dataset, "unit", None)
+  if not isinstance(unit, str) or not unit:
+    raise PluginError(
+      f"config.dataset.factory: {spec} has no `unit` string (what D counts: 'tokens', "
+      f"'images'), got {unit!r} (flopsfit.contracts.Dataset)"
+    )
   if not callable(getattr(dataset, "source", None)):
-    raise PluginError(f"config.dataset.factory: {spec} has no `source(split)` method")
+    raise PluginError(
+      f"config.dataset.factory: {spec} has no `source(split)` method (flopsfit.contracts.Dataset)"
+    )
   for split in SPLITS:
     try:
       source = dataset.source(split)

@@ -70,11 +70,23 @@ USER_PLUGINS = textwrap.dedent('''
 
     def no_splits():
       class D:
+        unit = "tokens"
         units_per_record = 16
         def source(self, split):
           if split == "eval": raise KeyError(split)
           return CountingSource(10, 0)
       return D()
+
+    def no_unit():
+      class D(Counting):
+        unit = None
+      return D()
+
+    def bad_batch_rule():
+      return lambda shape, budget_flops: {"learning_rate": 0.1, "batch_size": 0.5}
+
+    class NoShapeFor:
+      pass
 
     def not_a_module(vocab, rngs):
       return object()
@@ -187,6 +199,11 @@ def test_out_of_tree_plugins_train(user_config):
       "userpkg.plugins:no_splits",
       "config.dataset.factory: userpkg.plugins:no_splits has no usable 'eval' split",
     ),
+    (
+      "dataset.factory",
+      "userpkg.plugins:no_unit",
+      "config.dataset.factory: userpkg.plugins:no_unit has no `unit` string",
+    ),
   ],
 )
 def test_broken_plugin_fails_before_training(user_config, field, value, message):
@@ -199,3 +216,59 @@ def test_broken_plugin_fails_before_training(user_config, field, value, message)
   assert message in str(error.value)
   assert "\n" not in str(error.value)
   assert not os.path.exists(os.path.join(user_config.workdir, "runs"))
+
+
+@pytest.mark.parametrize(
+  "field, value, message",
+  [
+    (
+      "hparams.factory",
+      "userpkg.plugins:bad_batch_rule",
+      "config.hparams.factory: userpkg.plugins:bad_batch_rule returned {'learning_rate': 0.1, "
+      "'batch_size': 0.5} for shape {'vocab': 16} at budget 2e+08; expected",
+    ),
+    (
+      "model.size_rule.factory",
+      "userpkg.plugins:NoShapeFor",
+      "config.model.size_rule.factory: userpkg.plugins:NoShapeFor returned a NoShapeFor without "
+      "a shape_for(target_params) method (flopsfit.contracts.SizeRule)",
+    ),
+  ],
+)
+def test_broken_rule_fails_before_planning(user_config, field, value, message):
+  """The planner's size and hyperparameter rules are checked against their contracts."""
+  from flopsfit.sweep import planner
+
+  user_config.sweep.budgets = (2e8,)
+  user_config.sweep.shapes = () if field.startswith("model") else ({"vocab": 16},)
+  user_config.model.size_rule.kwargs = {}
+  user_config.hparams.kwargs = {}
+  section, key = field.rsplit(".", 1)
+  node = user_config
+  for part in section.split("."):
+    node = node[part]
+  node[key] = value
+  with pytest.raises(plugins.PluginError) as error:
+    planner.plan_sweep(user_config, probe=False)
+  assert message in str(error.value)
+  assert "\n" not in str(error.value)
+
+
+def test_built_in_plugins_fit_their_contracts(tmp_path):
+  from flax import nnx
+
+  from flopsfit import contracts, hparams
+  from flopsfit.data.synthetic import ZipfMarkovLanguage
+  from flopsfit.data.text_files import TextFiles
+  from flopsfit.models.gpt import GPT, GPTShapeRule
+
+  (tmp_path / "a.txt").write_text("text " * 40_000)
+  for dataset in (ZipfMarkovLanguage(seq_len=8), TextFiles(paths=str(tmp_path / "a.txt"))):
+    assert isinstance(dataset, contracts.Dataset)
+    assert isinstance(dataset.source("train"), contracts.Source)
+  build = lambda: GPT(vocab_size=16, d_model=8, n_layers=1, head_dim=8, rngs=nnx.Rngs(0))
+  model = nnx.eval_shape(build)
+  assert isinstance(model, contracts.Model) and isinstance(model, contracts.CountsAttentionFlops)
+  assert isinstance(GPTShapeRule(), contracts.SizeRule)
+  hp = plugins.hparams_for(hparams.width_scaled_adamw(), "rule", {"d_model": 64}, 1e12)
+  assert set(hp) == set(contracts.Hparams.__annotations__)

@@ -48,3 +48,23 @@ def test_trains_on_text(tmp_path, gpt_config):
   result = run_lib.train_run(gpt_config)
   assert result["status"] == "completed"
   assert result["final_eval_loss"] < np.log(256) - 1.0  # repetitive text is learned quickly
+
+
+def test_gpt_text_config_names_the_missing_file_and_the_command_to_make_it(tmp_path):
+  import importlib.util
+  import os
+
+  from flopsfit import plugins
+
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "gpt_text.py")
+  spec = importlib.util.spec_from_file_location("gpt_text", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("quick")
+  config.dataset.kwargs.paths = str(tmp_path / "kjv.txt")
+  with pytest.raises(plugins.PluginError) as error:
+    plugins.load(config)
+  message = str(error.value)
+  assert message.startswith("config.dataset.factory: flopsfit.data.text_files:TextFiles raised")
+  assert f"no file matches {tmp_path / 'kjv.txt'}; make it with: mkdir -p" in message
+  assert "bible -f 'Gen1:1-Rev22:21'" in message and "\n" not in message

@@ -1,11 +1,12 @@
 """Model plugins that draw random numbers when called, written as a user would from the contract.
 
 `factory(**kwargs, rngs=nnx.Rngs(seed))` returns an `nnx.Module`; `__call__(batch)` returns
-`{"logits": [B, T, V]}`. Both keep `nnx.Rngs` streams and draw from them inside `__call__`.
+`{"logits": [B, T, V]}`. They keep `nnx.Rngs` streams and draw from them inside `__call__`
+(the Linen model through `flopsfit.models.linen:LinenModel`, Flax's NNX bridge).
 """
 
 import jax
-from flax import nnx
+from flax import linen, nnx
 
 
 class DropoutMLP(nnx.Module):
@@ -34,3 +35,18 @@ class LSTM(nnx.Module):
 
   def __call__(self, batch: dict) -> dict:
     return {"logits": self.head(self.rnn(self.embed(batch["tokens"])))}
+
+
+class LinenDropoutLM(linen.Module):
+  """A Flax Linen language model with dropout, for `flopsfit.models.linen:LinenModel`."""
+
+  vocab_size: int
+  d_model: int
+  dropout: float = 0.1
+
+  @linen.compact
+  def __call__(self, batch: dict, deterministic: bool) -> dict:
+    x_BxTxD = linen.Embed(self.vocab_size, self.d_model)(batch["tokens"])
+    h_BxTxF = jax.nn.gelu(linen.Dense(4 * self.d_model)(x_BxTxD))
+    h_BxTxF = linen.Dropout(self.dropout, deterministic=deterministic)(h_BxTxF)
+    return {"logits": linen.Dense(self.vocab_size)(x_BxTxD + linen.Dense(self.d_model)(h_BxTxF))}

@@ -3,9 +3,16 @@
 import grain
 import numpy as np
 
+from flopsfit import contracts
+
 
 def train_dataset(
-  source, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1
+  source: contracts.Source,
+  *,
+  batch_size: int,
+  seed: int,
+  process_index: int = 0,
+  process_count: int = 1,
 ) -> grain.MapDataset:
   """Random-access batches of this process: element `s` is its slice of global batch `s`.
 
@@ -22,7 +29,7 @@ def train_dataset(
 
 
 def train_iterator(
-  source,
+  source: contracts.Source,
   *,
   batch_size: int,
   seed: int,
@@ -44,7 +51,12 @@ def train_iterator(
 
 
 def eval_batches(
-  source, *, num_records: int, batch_size: int, process_index: int = 0, process_count: int = 1
+  source: contracts.Source,
+  *,
+  num_records: int,
+  batch_size: int,
+  process_index: int = 0,
+  process_count: int = 1,
 ) -> list[dict]:
   """The first `num_records` eval records in order, as this process's slices of global batches."""
   if num_records > len(source):

@@ -27,16 +27,28 @@ class TokenWindowSource:
 
 
 class TextFiles:
-  """Every `eval_every`-th chunk of `chunk_bytes` bytes is held out for eval; D counts bytes."""
+  """Every `eval_every`-th chunk of `chunk_bytes` bytes is held out for eval; D counts bytes.
+
+  `prepare`: the command that makes the files, named in the error when none exists.
+  """
 
   unit = "tokens"
   vocab_size = 256
 
-  def __init__(self, *, paths, seq_len: int = 128, chunk_bytes: int = 8192, eval_every: int = 20):
+  def __init__(
+    self,
+    *,
+    paths,
+    seq_len: int = 128,
+    chunk_bytes: int = 8192,
+    eval_every: int = 20,
+    prepare: str = "",
+  ):
     patterns = [paths] if isinstance(paths, str) else list(paths)
     files = sorted({f for p in patterns for f in glob.glob(os.path.expanduser(p))})
     if not files:
-      raise ValueError(f"dataset paths: no file matches {patterns}")
+      make = f"; make it with: {prepare}" if prepare else ""
+      raise ValueError(f"dataset paths: no file matches {', '.join(patterns)}{make}")
     blobs = []
     for f in files:
       with open(f, "rb") as fh:

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from flopsfit import config_check, run_ids
+from flopsfit import config_check, contracts, run_ids
 from flopsfit import identity as identity_lib
 from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
@@ -97,8 +97,8 @@ class CompiledRun:
   run_id: str
   shape: dict
   mesh: Any
-  dataset: Any
-  train_source: Any
+  dataset: contracts.Dataset
+  train_source: contracts.Source
   compiled: step_lib.CompiledStep
   total_steps: int
   units_per_step: int
@@ -289,6 +289,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
     "tokens": tokens,
     "unit": run.dataset.unit,
     "tokens_per_step": run.units_per_step,
+    "epochs": tokens / (len(run.train_source) * run.dataset.units_per_record),
     "params": run.param_counts,
     "flops_per_step": compiled.flops_per_step,
     "flops_per_step_per_device": compiled.flops_per_step_per_device,

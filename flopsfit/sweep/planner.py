@@ -50,16 +50,6 @@ def budgets_of(sweep) -> list[float]:
   return sorted(budgets)
 
 
-def hparam_rule(config):
-  spec = config.hparams.factory
-  return plugins_lib.call(
-    "hparams",
-    spec,
-    plugins_lib.resolve("hparams.factory", spec),
-    plugins_lib.kwargs_of(config.hparams),
-  )
-
-
 def optimum_centre(config, budget: float) -> tuple[float, str]:
   """Expected compute-optimal N (non-embedding) at `budget`, and where the guess comes from:
   an earlier analysis of this workdir when it has a frontier, else the tokens-per-parameter
@@ -116,12 +106,17 @@ class _Context:
   plugins: object
   rule: object
   units: int
+  epoch_units: float  # units of D in one pass over the train split
   available: float  # units of D the train split offers within sweep.max_epochs
   memory: int | None
   example: dict
   cache: dict = dataclasses.field(default_factory=dict)
   checked: bool = False  # the plugins' contract is traced once, on the first candidate
   params: dict = dataclasses.field(default_factory=dict)
+
+  def hparams(self, shape: dict, budget: float) -> dict:
+    """The hyperparameter rule's batch size and learning rate, checked (plugins.hparams_for)."""
+    return plugins_lib.hparams_for(self.rule, self.config.hparams.factory, shape, budget)
 
   def counts(self, shape: dict) -> dict:
     key = _shape_key(shape)
@@ -138,8 +133,9 @@ def context(config) -> _Context:
   return _Context(
     config=config,
     plugins=plugins,
-    rule=hparam_rule(config),
+    rule=plugins_lib.hparam_rule(config),
     units=units,
+    epoch_units=len(dataset.source("train")) * units,
     available=len(dataset.source("train")) * units * config.sweep.max_epochs,
     memory=device_memory(config),
     example={k: v[None] for k, v in dataset.source("train")[0].items()},
@@ -200,7 +196,7 @@ def seeded(run: dict, seeds) -> list[dict]:
 def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
   """One candidate run at `budget` (seed 0 stands for every seed: FLOPs and memory do not
   depend on it), with its exact steps and tokens, and `reason` when it must be dropped."""
-  hp = ctx.rule(shape, budget)
+  hp = ctx.hparams(shape, budget)
   seed = int(ctx.config.sweep.seeds[0]) if len(ctx.config.sweep.seeds) else 0
   run = {
     "run_id": run_ids.format_run_id(budget, shape, seed),
@@ -228,6 +224,7 @@ def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
       "tokens": tokens,
       "params": compiled.params,
       "tokens_per_param": tokens / compiled.params["non_embedding"],
+      "epochs": tokens / ctx.epoch_units,
       "memory_bytes": compiled.memory_bytes,
       "mesh": compiled.mesh,
     }
@@ -295,8 +292,8 @@ def format_plan(plan: dict) -> str:
   """The plan as a table: per run and per budget, with dropped candidates and their reasons."""
   seconds = plan.get("estimate", {}).get("seconds", {})
   header = (
-    f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'steps':>7} {'batch':>5} "
-    f"{'lr':>8} {'est':>7}"
+    f"{'run':<28} {'budget':>8} {'N':>9} {'D':>10} {'D/N':>7} {'epochs':>7} {'steps':>7} "
+    f"{'batch':>5} {'lr':>8} {'est':>7}"
   )
   lines = [header, "-" * len(header)]
   for budget in sorted({r["budget_flops"] for r in plan["runs"]}):
@@ -305,7 +302,8 @@ def format_plan(plan: dict) -> str:
       est = seconds.get(r["run_id"])
       lines.append(
         f"{r['run_id']:<28} {budget:>8.2g} {r['params']['non_embedding']:>9,} "
-        f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} {r['steps']:>7} "
+        f"{r['tokens']:>10.3g} {r['tokens_per_param']:>7.0f} "
+        f"{epochs_text(r.get('epochs')):>7} {r['steps']:>7} "
         f"{r['batch_size']:>5} {r['learning_rate']:>8.2g} "
         f"{'' if est is None else f'{est:.0f}s':>7}"
       )
@@ -341,6 +339,11 @@ def _window_line(window: dict) -> str:
     + (f" (limited {limits})" if limits else "")
     + ("; shapes spread over it" if window["recentred"] else "")
   )
+
+
+def epochs_text(epochs: float | None) -> str:
+  """Passes over the train split for a table, or '' when effectively infinite or unknown."""
+  return "" if epochs is None or epochs < 1e-3 else f"{epochs:.2g}"
 
 
 def load_or_plan(config, force: bool = False, probe: bool = True, parallel: str = "1") -> dict:

@@ -269,6 +269,7 @@ def _summary_row(run: dict, result: dict) -> dict:
     "run_id": run["run_id"],
     "N": run["params"]["non_embedding"],
     "D": result.get("tokens", 0),
+    "epochs": result.get("epochs"),
     "budget": run["budget_flops"],
     "spent": result.get("flops", {}).get("xla", 0.0),
     "loss": result.get("final_eval_loss"),
@@ -279,14 +280,15 @@ def _summary_row(run: dict, result: dict) -> dict:
 
 def format_summary(rows: list[dict]) -> str:
   header = (
-    f"{'run':<28} {'N':>9} {'D':>10} {'budget':>8} {'spent':>10} {'eval loss':>9} "
+    f"{'run':<28} {'N':>9} {'D':>10} {'epochs':>7} {'budget':>8} {'spent':>10} {'eval loss':>9} "
     f"{'status':>9} {'wall':>7} {'this call':>9}"
   )
   lines = [header, "-" * len(header)]
   for r in rows:
     loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
+    epochs = planner.epochs_text(r.get("epochs"))
     lines.append(
-      f"{r['run_id']:<28} {r['N']:>9,} {r['D']:>10.3g} {r['budget']:>8.2g} "
+      f"{r['run_id']:<28} {r['N']:>9,} {r['D']:>10.3g} {epochs:>7} {r['budget']:>8.2g} "
       f"{r['spent']:>10.4g} {loss:>9} {r['status']:>9} {r['seconds']:>6.0f}s "
       f"{r.get('action', ''):>9}"
     )

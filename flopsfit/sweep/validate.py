@@ -10,9 +10,9 @@ import uuid
 
 from flopsfit import identity as identity_lib
 from flopsfit import law_lookup
+from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
 from flopsfit.sweep import claims, planner, runner
-from flopsfit.sweep import window as window_lib
 
 ROLES = ("below", "centre", "above")
 
@@ -71,15 +71,16 @@ def _read_laws(workdir: str) -> dict:
 def _shapes(config, centre: float, spread: float) -> dict[str, dict]:
   """Three distinct shapes of the size rule: at the predicted N, `spread` times smaller and
   larger (the spread widens when the rule's ladder is too coarse to tell them apart)."""
-  rule = window_lib.size_rule(config)
+  rule, spec = plugins_lib.size_rule(config), config.model.size_rule.factory
+  shape_for = lambda target: plugins_lib.shape_for(rule, spec, target)
   wider = spread
   for _ in range(6):
-    shapes = {r: rule.shape_for(centre * wider**k) for r, k in zip(ROLES, (-1, 0, 1))}
+    shapes = {r: shape_for(centre * wider**k) for r, k in zip(ROLES, (-1, 0, 1))}
     if len({tuple(sorted(s.items())) for s in shapes.values()}) == 3:
       return shapes
     wider *= 1.5
   # The ladder ends below the optimum (its smallest shape): the optimum and two sizes above.
-  ladder = [rule.shape_for(centre * spread**k) for k in range(12)]
+  ladder = [shape_for(centre * spread**k) for k in range(12)]
   distinct = [s for i, s in enumerate(ladder) if s not in ladder[:i]]
   if len(distinct) >= 3:
     return dict(zip(("centre", "above", "above_2"), distinct[:3]))

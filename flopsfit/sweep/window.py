@@ -20,37 +20,27 @@ _POOL_PER_DECADE = 12  # size-rule targets per decade of the pool
 _ROUNDS = 4  # re-estimates after planned shapes turned out infeasible
 
 
-def size_rule(config):
-  spec = config.model.size_rule.factory
-  return plugins_lib.call(
-    "model.size_rule",
-    spec,
-    plugins_lib.resolve("model.size_rule.factory", spec),
-    plugins_lib.kwargs_of(config.model.size_rule),
-  )
-
-
 def candidate_shapes(config, centre: float) -> list[dict]:
   """`sweep.shapes_per_budget` distinct shapes spread evenly in log N over `sweep.decades`
   decades around `centre` (from the size rule), or the config's explicit `sweep.shapes`."""
   sweep = config.sweep
   if sweep.get("shapes"):
     return [dict(s) for s in sweep.shapes]
-  rule = size_rule(config)
   count, decades = sweep.shapes_per_budget, sweep.decades
   for widen in range(12):  # tiny N has few distinct shapes: widen the range until enough
     half = 0.5 * decades * (1.25**widen)
-    shapes = _distinct(rule, np.geomspace(centre / 10**half, centre * 10**half, 6 * count))
+    shapes = _distinct(config, np.geomspace(centre / 10**half, centre * 10**half, 6 * count))
     if len(shapes) >= count:
       picks = np.unique(np.round(np.linspace(0, len(shapes) - 1, count)).astype(int))
       return [shapes[i] for i in picks]
   return shapes
 
 
-def _distinct(rule, targets) -> list[dict]:
+def _distinct(config, targets) -> list[dict]:
+  rule, spec = plugins_lib.size_rule(config), config.model.size_rule.factory
   shapes = []
   for t in targets:
-    s = rule.shape_for(float(t))
+    s = plugins_lib.shape_for(rule, spec, float(t))
     if s not in shapes:
       shapes.append(s)
   return shapes
@@ -144,9 +134,7 @@ def shape_pool(ctx, centre: float) -> list[dict]:
   far above it, ascending in non-embedding N."""
   half = 0.5 * ctx.config.sweep.decades + _POOL_MARGIN
   count = int(math.ceil(2 * half * _POOL_PER_DECADE))
-  shapes = _distinct(
-    size_rule(ctx.config), np.geomspace(centre / 10**half, centre * 10**half, count)
-  )
+  shapes = _distinct(ctx.config, np.geomspace(centre / 10**half, centre * 10**half, count))
   return sorted(shapes, key=lambda s: ctx.counts(s)["non_embedding"])
 
 
@@ -155,7 +143,7 @@ def _verdict(ctx, budget: float, shape: dict, tried: dict) -> str | None:
   budget, else estimated from every shape compiled so far."""
   if _key(shape) in tried:
     return tried[_key(shape)].get("limit")
-  hp = ctx.rule(shape, budget)
+  hp = ctx.hparams(shape, budget)
   counts = ctx.counts(shape)
   per_record, memory = _estimates(ctx, counts)
   flops_per_step = per_record * hp["batch_size"]

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from flopsfit import plugins
 from flopsfit import workdir as workdir_lib
-from flopsfit.sweep import planner, window
+from flopsfit.sweep import planner
 from flopsfit.sweep import validate as validate_lib
 
 
@@ -35,7 +36,7 @@ def test_the_plan_trains_the_predicted_optimum_and_its_neighbours(sweep_config):
   assert plan["predicted_N_opt"]["value"] == pytest.approx(predicted, rel=1e-6)
   assert plan["approach"] == "approach3"
   runs = {r["role"]: r for r in plan["runs"]}
-  rule = window.size_rule(sweep_config)
+  rule = plugins.size_rule(sweep_config)
   assert runs["centre"]["shape"] == rule.shape_for(predicted)
   sizes = [runs[r]["params"]["non_embedding"] for r in ("below", "centre", "above")]
   assert sizes == sorted(set(sizes))
