@@ -23,9 +23,14 @@ every time below is several times a quiet machine's):
 - quick: plan, train, analyze, plot all completed; the sweep took 1665 s of wall time (plan 392 s,
   compile 621 s, train 556 s; single compiles took up to 2m50s under that load). Eval loss at
   1e10: d8 0.623, d16 0.606, d24 0.719, d32 0.814; at 3e10: d8 0.515, d16 0.511, d24 0.577,
-  d32 0.625. Under 2 minutes on a quiet machine is the target; not measured quiet.
-- main: NOT completed in that session (about 2 hours of wall time at that load, by the
-  planner's probe). Finished runs: MAIN_RESULTS
+  d32 0.625. The four stages used 238 CPU-seconds in all (user + system, workers included): on
+  2 quiet cores that is at least 2 minutes, so the 2-minute target is not met or not measured.
+- main: NOT completed in that session (the planner's probe estimated about 2 hours at that
+  load; planning alone took about 25 minutes). The 2e11 budget has its minimum inside the
+  sampled sizes, as in the prototype: eval loss d16-L1 0.409 (7.5 epochs), d24-L1 0.402 (3.7
+  epochs, accuracy 0.853), d32-L1 0.406, d40-L1 0.445 (4.4k to 22.5k parameters). The 8e11 and
+  3.2e12 budgets (and 2e11's d32-L2) were still training; their valleys, the time on a quiet
+  machine and the fitted laws are still to be measured and written here.
 Overrides: --config.sweep.budgets='(2e11,8e11)' --config.workdir=workdirs/vit-small
 """
 
