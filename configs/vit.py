@@ -26,11 +26,12 @@ every time below is several times a quiet machine's):
   d32 0.625. The four stages used 238 CPU-seconds in all (user + system, workers included): on
   2 quiet cores that is at least 2 minutes, so the 2-minute target is not met or not measured.
 - main: NOT completed in that session (the planner's probe estimated about 2 hours at that
-  load; planning alone took about 25 minutes). The 2e11 budget has its minimum inside the
-  sampled sizes, as in the prototype: eval loss d16-L1 0.409 (7.5 epochs), d24-L1 0.402 (3.7
-  epochs, accuracy 0.853), d32-L1 0.406, d40-L1 0.445 (4.4k to 22.5k parameters). The 8e11 and
-  3.2e12 budgets (and 2e11's d32-L2) were still training; their valleys, the time on a quiet
-  machine and the fitted laws are still to be measured and written here.
+  load; planning alone took about 25 minutes). The 2e11 budget (all 5 runs) has its minimum
+  inside the sampled sizes, as in the prototype: eval loss d16-L1 0.409 (7.5 epochs), d24-L1
+  0.402 (3.7 epochs, accuracy 0.853), d32-L1 0.406, d40-L1 0.445, d32-L2 0.482 (4.4k to 27k
+  parameters); its 5 runs used 319 CPU-seconds. At 3.2e12, d40-L1 reached 0.317 (24 epochs,
+  accuracy 0.884) and d56-L2 0.344; the other runs of 3.2e12 and all of 8e11 were not trained.
+  Their valleys, the quiet-machine time and the fitted laws are still to be measured here.
 Overrides: --config.sweep.budgets='(2e11,8e11)' --config.workdir=workdirs/vit-small
 """
 
