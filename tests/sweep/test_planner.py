@@ -76,8 +76,7 @@ def test_infeasible_candidates_are_dropped_with_reasons(sweep_config):
   sweep_config.train.mesh.fsdp = 1  # no FSDP to fall back on
   with pytest.raises(
     planner.PlanError,
-    match="every candidate run was dropped:.*needs 0.00 GiB per device \\(fsdp=1, tensor=1\\), "
-    "more than sweep.memory_fraction",
+    match="every candidate run was dropped:.*needs 0.00 GiB per device",
   ):
     planner.plan_sweep(sweep_config, probe=False)
 
