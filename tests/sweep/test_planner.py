@@ -9,7 +9,9 @@ import pytest
 from conftest import write_config_file
 
 from flopsfit import hparams
+from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
+from flopsfit.engine import step as step_lib
 from flopsfit.sweep import planner, runner
 from flopsfit.sweep.run_config import run_config
 
@@ -184,6 +186,15 @@ def test_two_processes_split_a_sweep_and_train_each_run_once(sweep_config, tmp_p
   assert {r["action"] for r in rows} == {"skipped"} and {r["status"] for r in rows} == {"completed"}
 
 
+def _compiled_memory(config, run) -> int:
+  """XLA's memory analysis of the run's one-device step, compiled."""
+  plugins = plugins_lib.load(config)
+  example = {k: v[None] for k, v in plugins.dataset.source("train")[0].items()}
+  build = lambda: plugins.model(run["shape"], run["seed"])
+  optim = run_config(config, run).optim
+  return step_lib.step_flops_and_memory(build, plugins.loss, optim, example, run["batch_size"])[1]
+
+
 def test_fsdp_only_for_runs_whose_data_parallel_step_does_not_fit(sweep_config):
   """The per-device memory limit splits the sizes: the small run stays data-parallel, the
   large one gets the smallest FSDP mesh that fits, measured on that mesh; run_config applies
@@ -194,7 +205,10 @@ def test_fsdp_only_for_runs_whose_data_parallel_step_does_not_fit(sweep_config):
   sweep_config.sweep.budget_tolerance = 1.0
   roomy = planner.plan_sweep(sweep_config, probe=False)
   assert [r["mesh"] for r in roomy["runs"]] == [{"fsdp": 1, "tensor": 1}] * 2
-  small, large = (r["memory_bytes"] for r in roomy["runs"])
+  # Roomy memory_bytes are upper bounds found without compiling; the limit is set between the
+  # two runs' compiled figures.
+  small, large = (_compiled_memory(sweep_config, r) for r in roomy["runs"])
+  assert all(r["memory_bytes"] >= m for r, m in zip(roomy["runs"], (small, large)))
   sweep_config.sweep.memory_fraction = 1.0
   sweep_config.sweep.device_memory_bytes = (small + large) // 2
   tight = planner.plan_sweep(sweep_config, probe=False)
