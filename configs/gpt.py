@@ -13,22 +13,22 @@ Validate: python -m flopsfit.validate --config=configs/gpt.py:quick --factor=3  
 One run: python -m flopsfit.train --config=configs/gpt.py:size=small --single
 Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdirs/big
 
-Hardware and time: 2 CPU cores (AMD EPYC, AVX2), about 11 minutes for the three stages (17 runs
-at 1e11, 3e11 and 1e12 FLOPs, d_model 8-64, 1-4 layers, 400-12,900 steps of 16×64 tokens,
-packed as two one-core workers; 10 min 47 s measured from a clean clone: train 627 s of which
-plan 111 s, compile 76 s, train 416 s; sweep efficiency 0.124, sweep_summary.json).
+Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
+and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-12,900 steps of
+16×64 tokens, packed as two one-core workers. Measured from a clean clone while the test suite
+ran on the same two cores for most of it (so an upper bound): 19 min 15 s for the three stages;
+train 1,125 s of which plan 148 s, compile 168 s, train 764 s; sweep efficiency 0.187
+(sweep_summary.json). On a quiet machine the 17-run plan before the window took 10 min 47 s.
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.672, 2.537, 2.314 nats at 7k, 40k, 40k non-embedding parameters), larger budgets reach lower
+2.672, 2.519, 2.314 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E lands near the language's exact floor of 1.840 nats for 64-token
 windows (entropy rate 1.816). Measured, one seed: Approach 2 (all 3 budgets) gives
-N_opt ∝ C^0.78 [0.54, 1.24] and D_opt ∝ C^0.35 and predicts the held-out 1e12 budget's N_opt to
-1%; Approach 3 gives E = 1.94 [1.04, 2.16], α = 0.35, β = 0.97, a = 0.73 [0.64, 0.91] and
-predicts the held-out budget's losses to 1.7% (mean). These tiny models want far more than 20
-tokens per parameter (about 200 at 1e11, 75 at 1e12), hence sweep.tokens_per_param = 150; with
+N_opt ∝ C^0.80 [0.58, 1.16] and D_opt ∝ C^0.33 and predicts the held-out 1e12 budget's N_opt to
++5.7%; Approach 3 gives E = 1.86 [0.02, 2.14], α = 0.32, β = 0.86, a = 0.73 [0.63, 0.94] and
+predicts the held-out budget's losses to 1.6% (mean). These tiny models want far more than 20
+tokens per parameter (about 140 at 1e11, 55 at 1e12), hence sweep.tokens_per_param = 150; with
 one seed and three budgets the intervals are wide (add sweep.budgets or sweep.seeds).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
-The numbers above are of the planner before it filled each budget's feasible window (17 runs);
-it now plans 19 (1e11: 5 sizes, d8-L1 to d32-L2; 3e11: 7; 1e12: 7), not yet re-measured.
 """
 
 import ml_collections
