@@ -10,7 +10,7 @@ gives those kernels' FLOPs (`custom_call_flops`, docs/plugins-flops.md), otherwi
 import re
 
 from flopsfit.config_check import ConfigError
-from flopsfit.xla_cost import cost_analysis_flops, lowered_flops  # noqa: F401 (re-exported)
+from flopsfit.xla_cost import lowered_flops
 
 # Custom calls that only annotate (sharding, placement, layout) and do no arithmetic.
 ANNOTATION_TARGETS = frozenset(

@@ -264,7 +264,7 @@ def compile_step(
     eval=eval_step,
     steps_per_call=steps_per_call,
     flops_per_step=global_flops,
-    flops_per_step_per_device=flops_lib.cost_analysis_flops(single) or global_flops / mesh.size,
+    flops_per_step_per_device=xla_cost.cost_analysis_flops(single) or global_flops / mesh.size,
     state_shapes=state_shapes,
     state_sharding=state_sharding,
     memory_bytes=memory_bytes(single),

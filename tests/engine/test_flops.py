@@ -8,7 +8,7 @@ import pytest
 from conftest import gpt_optim
 from flax import nnx
 
-from flopsfit import losses
+from flopsfit import losses, xla_cost
 from flopsfit.config_check import ConfigError
 from flopsfit.engine import flops, mesh
 from flopsfit.engine import step as step_lib
@@ -94,7 +94,7 @@ class CountedTinyLM(TinyLM):
       y, vjp = jax.vjp(xla_attention, q, k, v)
       return y, vjp(dy)
 
-    return flops.cost_analysis_flops(jax.jit(forward_backward).lower(qkv, qkv, qkv, qkv))
+    return xla_cost.cost_analysis_flops(jax.jit(forward_backward).lower(qkv, qkv, qkv, qkv))
 
 
 def _compile(model_class, kernel, devices=1):
@@ -152,12 +152,12 @@ def test_cost_analysis_forms_are_normalised():
     def cost_analysis(self):
       return self.value
 
-  assert flops.cost_analysis_flops(Fake({"flops": 10.0})) == 10.0
-  assert flops.cost_analysis_flops(Fake([{"flops": 12.0}])) == 12.0
-  assert flops.cost_analysis_flops(Fake(None)) is None
-  assert flops.cost_analysis_flops(Fake({"flops": -1.0})) is None
-  assert flops.cost_analysis_flops(Fake(-1)) is None
-  assert flops.cost_analysis_flops(Fake([])) is None
+  assert xla_cost.cost_analysis_flops(Fake({"flops": 10.0})) == 10.0
+  assert xla_cost.cost_analysis_flops(Fake([{"flops": 12.0}])) == 12.0
+  assert xla_cost.cost_analysis_flops(Fake(None)) is None
+  assert xla_cost.cost_analysis_flops(Fake({"flops": -1.0})) is None
+  assert xla_cost.cost_analysis_flops(Fake(-1)) is None
+  assert xla_cost.cost_analysis_flops(Fake([])) is None
 
 
 def _gpt_step_flops(attention: str) -> float:
@@ -231,5 +231,5 @@ def test_lowered_step_is_counted_on_the_host_where_the_backend_gives_no_count():
     nnx.merge(graphdef, p)({"tokens": tokens}), {"tokens": tokens}
   )[0]
   lowered = jax.jit(jax.grad(loss)).lower(params)
-  direct = flops.cost_analysis_flops(lowered)
-  assert direct and flops.lowered_flops(GpuLikeLowered(lowered)) == direct
+  direct = xla_cost.cost_analysis_flops(lowered)
+  assert direct and xla_cost.lowered_flops(GpuLikeLowered(lowered)) == direct
