@@ -4,7 +4,7 @@ Optional dropout (GPT-2 style: on the embeddings and on each residual branch's o
 from one `nnx.Rngs` stream; its default rate 0 is what scaling-law sweeps use.
 
 Every parameter names its axes once (`_axes`): `embed` (d_model), `heads` (attention's
-heads × head_dim), `mlp` (the MLP's hidden width), `vocab`, `norm`. The engine's rules
+heads × head_dim, head-major), `mlp` (the MLP's hidden width), `vocab`, `norm`. The engine's rules
 (`flopsfit.engine.sharding.LOGICAL_RULES`) map them to the mesh: `embed` to `fsdp`, `heads`,
 `mlp` and `vocab` to `tensor` (Megatron-style: the first matmul of attention and of the MLP
 split by columns, the second by rows).
@@ -71,8 +71,10 @@ class Attention(nnx.Module):
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     b, t, d = x_BxTxD.shape
-    qkv_BxTx3xHxK = self.qkv(x_BxTxD).reshape(b, t, 3, self.n_heads, self.head_dim)
-    q, k, v = qkv_BxTx3xHxK[:, :, 0], qkv_BxTx3xHxK[:, :, 1], qkv_BxTx3xHxK[:, :, 2]
+    # Head-major columns (head, q/k/v, head_dim): a tensor split of the columns keeps whole
+    # heads on each device, so attention needs no communication (Megatron-style).
+    qkv_BxTxHx3xK = self.qkv(x_BxTxD).reshape(b, t, self.n_heads, 3, self.head_dim)
+    q, k, v = (qkv_BxTxHx3xK[:, :, :, i] for i in range(3))
     y_BxTxHxK = jax.nn.dot_product_attention(
       rotary(q), rotary(k), v, is_causal=True, implementation=self.kernel
     )
@@ -111,8 +113,9 @@ class Mlp(nnx.Module):
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     h_BxTxF = self.up(x_BxTxD)
-    if self.kind == "swiglu":
-      gate, value = jnp.split(h_BxTxF, 2, axis=-1)
+    if self.kind == "swiglu":  # columns interleaved (unit, gate/value): a tensor split keeps pairs
+      pairs_BxTxFx2 = h_BxTxF.reshape(*h_BxTxF.shape[:-1], -1, 2)
+      gate, value = pairs_BxTxFx2[..., 0], pairs_BxTxFx2[..., 1]
       h_BxTxF = jax.nn.silu(gate) * value
     else:
       h_BxTxF = jax.nn.gelu(h_BxTxF)

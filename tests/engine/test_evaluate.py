@@ -60,5 +60,9 @@ def test_eval_runs_without_dropout_whatever_the_eval_batch_size(name):
   first, (_, advanced) = train_loss(state["params"], state["model_state"], eval_records)
   assert float(train_loss(state["params"], state["model_state"], eval_records)[0]) == first
   if name != "lstm":  # its carry is drawn from zeros_init: the same values whatever the key
-    assert abs(float(train_loss(state["params"], advanced, eval_records)[0]) - first) > 1e-4
+    drawn = []  # two more draws: one pair of masks may give losses equal to 1e-4 by chance
+    for _ in range(2):
+      loss, (_, advanced) = train_loss(state["params"], advanced, eval_records)
+      drawn.append(abs(float(loss) - float(first)))
+    assert max(drawn) > 1e-4, drawn
     assert abs(float(first) - by_8["loss"]) > 1e-4
