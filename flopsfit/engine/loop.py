@@ -66,7 +66,7 @@ class TrainLoop:
     compiled, total = self.run.compiled, self.run.total_steps
     log_every = max(1, self.run.config.train.log_every)
     while self.step < total:
-      k = compiled.steps_per_call if total - self.step >= compiled.steps_per_call else 1
+      k = min(compiled.steps_per_call, total - self.step)
       state = self._call(state, k)
       if (self.step - k) // log_every != self.step // log_every or self.step == total:
         if not self._log_window():
@@ -90,14 +90,14 @@ class TrainLoop:
     """k optimizer steps in one jitted call; their metrics are queued, not fetched."""
     state, metrics = call_steps(self.run.compiled, state, self.batches, self.run.mesh, k)
     failpoints.hit("train_call")
-    self.pending.append(metrics)
+    self.pending.append((metrics, k))
     self.step += k
     self.window_steps += k
     return state
 
   def _drain(self) -> None:
-    for m in jax.device_get(self.pending):
-      self.window.add(m)
+    for metrics, k in jax.device_get(self.pending):
+      self.window.add({key: value[:k] for key, value in metrics.items()})
     self.pending = []
 
   def _log_window(self) -> bool:

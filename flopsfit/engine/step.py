@@ -83,28 +83,56 @@ def make_eval_step(graphdef, loss_fn):
   return eval_step
 
 
-def _scanned(step):
-  def multi(state, batches):
-    return jax.lax.scan(step, state, batches)
+def _calls(step):
+  """`calls(state, batches, n) -> (state, metrics)`: the first `n` of the K stacked batches,
+  one optimizer step each, in one loop (a dynamic trip count, so one executable serves full
+  calls and a run's last, shorter one). Metrics of the K - n steps not taken are zeros."""
 
-  return multi
+  def calls(state, batches, n):
+    first = jax.tree.map(lambda b: b[0], batches)
+    shapes = jax.eval_shape(step, state, first)[1]
+    k = jax.tree.leaves(batches)[0].shape[0]
+    out = jax.tree.map(lambda m: jnp.zeros((k, *m.shape), m.dtype), shapes)
+
+    def body(i, carry):
+      state, out = carry
+      batch = jax.tree.map(lambda b: jax.lax.dynamic_index_in_dim(b, i, keepdims=False), batches)
+      state, metrics = step(state, batch)
+      out = jax.tree.map(lambda o, m: jax.lax.dynamic_update_index_in_dim(o, m, i, 0), out, metrics)
+      return state, out
+
+    return jax.lax.fori_loop(0, n, body, (state, out))
+
+  return calls
 
 
 @dataclasses.dataclass
 class CompiledStep:
-  """Executables of one shape on one mesh, and the FLOPs of one step."""
+  """Executables of one shape on one mesh, and the FLOPs of one step.
+
+  A run trains through one executable: `multi` (K = steps_per_call > 1: every call, the last
+  shorter one included) or `single` (K = 1). `single` is otherwise compiled on first use only.
+  """
 
   init: Any  # (total_steps) -> state, placed on the mesh
-  single: Any  # (state, batch) -> (state, metrics)
-  multi: Any | None  # (state, K stacked batches) -> (state, metrics of each step)
+  lowered_single: Any  # the lowered one-step program: its FLOPs count, `single` compiles it
+  multi: Any | None  # (state, K stacked batches, n) -> (state, metrics [K]): the first n steps
   eval: Any  # (state, batch) -> metrics
   steps_per_call: int
   flops_per_step: float  # global, from the lowered step (flops.step_flops): any mesh
-  flops_per_step_per_device: float  # XLA's count of the compiled executable on one device
+  flops_per_step_per_device: float  # XLA's count of the training executable on one device
   state_shapes: Any
   state_sharding: Any  # a NamedSharding per leaf of the state (sharding.state_shardings)
-  memory_bytes: int | None  # bytes one device needs for the single step (XLA's analysis)
+  memory_bytes: int | None  # bytes one device needs for one training call (XLA's analysis)
   compile_seconds: float
+  _single: Any = None
+
+  @property
+  def single(self):
+    """(state, batch) -> (state, metrics): one step, compiled when first asked for."""
+    if self._single is None:
+      self._single = self.lowered_single.compile()
+    return self._single
 
 
 def batch_shapes(example: dict, batch_size: int, leading: tuple = ()) -> dict:
@@ -223,20 +251,22 @@ def compile_step(
   batch = batch_shapes(example_batch, batch_size)
   lowered = _lower_single(step, state_shapes, state_sharding, batch, mesh)
   global_flops = flops_lib.step_flops(lowered, abstract_model, batch)
-  single = lowered.compile()
-  multi = None
+  single, multi = None, None
   if steps_per_call > 1:
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
     multi = (
       jax.jit(
-        _scanned(step),
-        in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh, 1)),
+        _calls(step),
+        in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh, 1), replicated),
         out_shardings=(state_sharding, replicated),
         donate_argnums=0,
       )
-      .lower(state_shapes, stacked)
+      .lower(state_shapes, stacked, jax.ShapeDtypeStruct((), jnp.int32))
       .compile()
     )
+  else:
+    single = lowered.compile()
+  trains = multi or single  # XLA counts a loop's body once: per device, one step's FLOPs
   eval_one = batch_shapes(example_batch, eval_batch_size or batch_size)
   eval_step = (
     jax.jit(
@@ -259,16 +289,17 @@ def compile_step(
 
   return CompiledStep(
     init=init_on_mesh,
-    single=single,
+    lowered_single=lowered,
     multi=multi,
     eval=eval_step,
     steps_per_call=steps_per_call,
     flops_per_step=global_flops,
-    flops_per_step_per_device=xla_cost.cost_analysis_flops(single) or global_flops / mesh.size,
+    flops_per_step_per_device=xla_cost.cost_analysis_flops(trains) or global_flops / mesh.size,
     state_shapes=state_shapes,
     state_sharding=state_sharding,
-    memory_bytes=memory_bytes(single),
+    memory_bytes=memory_bytes(trains),
     compile_seconds=time.perf_counter() - start,
+    _single=single,
   )
 
 
@@ -285,10 +316,12 @@ def global_batch(mesh, local: dict, leading: int) -> dict:
 
 
 def call_steps(compiled, state, batches, mesh, k: int):
-  """k optimizer steps on the next k batches in one jitted call -> (state, metrics [k, ...])."""
+  """k <= steps_per_call optimizer steps on the next k batches in one jitted call ->
+  (state, metrics with a leading axis of steps_per_call, of which the first k are real)."""
   local = [next(batches) for _ in range(k)]
-  if k > 1:
-    stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
-    return compiled.multi(state, global_batch(mesh, stacked, 1))
-  state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
-  return state, jax.tree.map(lambda x: x[None], metrics)
+  if compiled.multi is None:
+    state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
+    return state, jax.tree.map(lambda x: x[None], metrics)
+  local += local[-1:] * (compiled.steps_per_call - k)  # padding the loop never reaches
+  stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
+  return compiled.multi(state, global_batch(mesh, stacked, 1), np.int32(k))
