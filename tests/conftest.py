@@ -1,15 +1,26 @@
 """Tests run on 8 forced CPU devices so that sharded code is exercised without accelerators."""
 
 import os
+import tempfile
+
+import pytest
+
+# Tests compile far more than they run (tiny models, a few steps each), and LLVM's optimisation
+# passes are about half of a compile on CPU: at level 0 the same HLO program compiles about 2x
+# faster. Numerics are not tested against another level, only against runs made with the same
+# flags, and speed is measured by benchmarks/, never here.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  os.environ.get("XLA_FLAGS", "") + f" {TEST_XLA_FLAGS} --xla_force_host_platform_device_count=8"
 ).strip()
 
-import tempfile  # noqa: E402
 
-import pytest  # noqa: E402
+def xla_flags(devices: int) -> str:
+  """XLA_FLAGS for a test's subprocess with `devices` forced CPU devices."""
+  return f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count={devices}"
+
 
 # One compilation cache for the whole session: tests that compile the same step share it.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="flopsfit-jax-cache-"))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_config_file
+from conftest import write_config_file, xla_flags
 
 from flopsfit.sweep import planner
 
@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(module, *args):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(2)}
   proc = subprocess.run(
     [sys.executable, "-m", module, *args],
     cwd=ROOT,

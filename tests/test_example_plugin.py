@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+from conftest import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -15,7 +17,7 @@ def _run(cwd, module, *args):
   env = {
     **os.environ,
     "PYTHONPATH": os.pathsep.join([cwd, ROOT]),  # the user's package, and flopsfit
-    "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+    "XLA_FLAGS": xla_flags(1),
   }
   proc = subprocess.run(
     [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True

@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 
+from conftest import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train(*args, workdir):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(2)}
   return subprocess.run(
     [sys.executable, "-m", "flopsfit.train", "--single", *args, f"--config.workdir={workdir}"],
     cwd=ROOT,
@@ -86,7 +88,7 @@ def test_config_missing_a_section_or_with_a_wrong_type_names_the_field(tmp_path)
   proc = _train(f"--config={path}:string_batch", workdir=workdir)
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "error: config.train.batch_size: expected an integer, got '16' (str)" in proc.stderr
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(2)}
   plan = subprocess.run(
     [
       sys.executable,

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import tiny_gpt_config, write_config_file
+from conftest import tiny_gpt_config, write_config_file, xla_flags
 
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import checkpoints
@@ -28,7 +28,7 @@ def _train(
   config_path, workdir, *flags, failpoint=None, cache=None, popen=False, module="flopsfit.train"
 ):
   env = {k: v for k, v in os.environ.items() if k != "FLOPSFIT_FAILPOINT"}
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  env["XLA_FLAGS"] = xla_flags(2)
   env["PYTHONPATH"] = os.pathsep.join([TESTS, env.get("PYTHONPATH", "")])  # tests/user_models.py
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   if failpoint:
@@ -125,6 +125,23 @@ def test_killed_run_resumes_bitwise(setup, failpoint, resumed_from, tmp_path):
     assert steps and steps[0] in (200, 300)
   else:
     assert steps and steps[0] in (resumed_from, resumed_from + 100)
+
+
+def test_run_killed_data_parallel_resumes_under_fsdp(setup, tmp_path):
+  """The same run crashes on a data-parallel mesh and resumes, by re-running with another
+  `train.mesh` (an execution-only field), sharded over FSDP: it continues from the checkpoint
+  and ends where the uninterrupted run ends (not bitwise: the sums run in another order)."""
+  workdir = str(tmp_path / "run")
+  crashed = _train(setup["config"], workdir, "--single", failpoint="train_call:50")
+  assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+  resumed = _train(setup["config"], workdir, "--single", "--config.train.mesh.fsdp=2")
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  result, reference = _result(workdir), _result(setup["reference"])
+  assert result["status"] == "completed" and result["resumed_from_steps"]
+  assert result["provenance"]["mesh"] == {"data": 1, "fsdp": 2, "tensor": 1}
+  assert reference["provenance"]["mesh"] == {"data": 2, "fsdp": 1, "tensor": 1}
+  assert result["steps"] == reference["steps"] and result["flops"] == reference["flops"]
+  assert result["final_eval_loss"] == pytest.approx(reference["final_eval_loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

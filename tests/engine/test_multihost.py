@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_config_file
+from conftest import write_config_file, xla_flags
 
 from flopsfit import workdir as workdir_lib
 
@@ -30,7 +30,7 @@ def _env(devices):
   env = {
     **os.environ,
     "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    "XLA_FLAGS": xla_flags(devices),
   }
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   return env

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import tiny_gpt_config, write_config_file
+from conftest import tiny_gpt_config, write_config_file, xla_flags
 
 from flopsfit import workdir as workdir_lib
 from flopsfit.sweep import planner
@@ -32,7 +32,7 @@ def _command(setup, workdir, *flags):
 
 def _env():
   env = {k: v for k, v in os.environ.items() if k != "FLOPSFIT_FAILPOINT"}
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  env["XLA_FLAGS"] = xla_flags(2)
   return env
 
 

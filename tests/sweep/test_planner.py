@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_config_file
+from conftest import write_config_file, xla_flags
 
 from flopsfit import hparams
 from flopsfit import plugins as plugins_lib
@@ -154,7 +154,7 @@ def test_two_processes_split_a_sweep_and_train_each_run_once(sweep_config, tmp_p
   """Two shard processes started together on one workdir: every run trained exactly once."""
   config_path = write_config_file(tmp_path / "config.py", sweep_config)
   planner.load_or_plan(sweep_config, probe=False)
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  env = {**os.environ, "XLA_FLAGS": xla_flags(2)}
   procs = [
     subprocess.Popen(
       [
