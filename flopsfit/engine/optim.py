@@ -1,39 +1,53 @@
-"""AdamW with warmup then cosine or warmup-stable-decay, over exactly the run's steps.
+"""AdamW with warmup then cosine, warmup-stable-decay or constant, over exactly the run's steps.
 
 The schedule takes the run's total step count as an array, so one compiled step serves
-every budget: FLOPs per step are counted before the step count is known.
+every budget: FLOPs per step are counted before the step count is known. `warmup_steps` and
+`decay_steps` (optional, 0: the fractions) fix those phases in steps, so that the trunk of the
+cooldown design ("constant") and each of its branches ("wsd") share the same learning rates up
+to the branch step (docs/sweep-design.md).
 """
 
 import jax
 import jax.numpy as jnp
 import optax
 
-SCHEDULES = ("cosine", "wsd")
+SCHEDULES = ("cosine", "wsd", "constant")
 
 
 def learning_rate(optim, step: jax.Array, total_steps: jax.Array) -> jax.Array:
   """The learning rate of 0-based `step` of a run of `total_steps` steps.
 
-  Linear warmup over `warmup_fraction` of the run to `learning_rate`, then either a cosine
-  to `final_lr_fraction`·peak at the last step, or (wsd) a constant phase and a linear decay
-  over the last `decay_fraction` of the run.
+  Linear warmup over `warmup_fraction` of the run (or `warmup_steps`) to `learning_rate`, then
+  either a cosine to `final_lr_fraction`·peak at the last step, or (wsd) a constant phase and a
+  linear decay over the last `decay_fraction` of the run (or `decay_steps`), or (constant) the
+  peak to the end.
   """
   step = jnp.asarray(step, jnp.float32)
   total = jnp.maximum(jnp.asarray(total_steps, jnp.float32), 1.0)
   peak = optim.learning_rate
   final = peak * optim.final_lr_fraction
-  warmup = jnp.maximum(1.0, jnp.round(optim.warmup_fraction * total))
+  warmup = _phase(optim, "warmup", total)
   warm = peak * jnp.minimum(1.0, (step + 1.0) / warmup)
   if optim.schedule == "cosine":
     progress = jnp.clip((step - warmup) / jnp.maximum(1.0, total - 1.0 - warmup), 0.0, 1.0)
     after = final + (peak - final) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
   elif optim.schedule == "wsd":
-    decay = jnp.maximum(1.0, jnp.round(optim.decay_fraction * total))
+    decay = _phase(optim, "decay", total)
     progress = jnp.clip((step - (total - decay)) / jnp.maximum(1.0, decay - 1.0), 0.0, 1.0)
     after = peak + (final - peak) * progress
+  elif optim.schedule == "constant":
+    after = jnp.full_like(step, peak)
   else:
     raise ValueError(f"config.optim.schedule: expected one of {SCHEDULES}, got {optim.schedule!r}")
   return jnp.where(step < warmup, warm, after)
+
+
+def _phase(optim, name: str, total: jax.Array) -> jax.Array:
+  """Steps of the warmup or decay phase: `<name>_steps` when set (> 0), else its fraction."""
+  steps = optim.get(f"{name}_steps", 0) or 0
+  if steps:
+    return jnp.asarray(float(steps), jnp.float32)
+  return jnp.maximum(1.0, jnp.round(optim[f"{name}_fraction"] * total))
 
 
 def _decay_mask(params):
