@@ -3,7 +3,7 @@
 import pytest
 
 from flopsfit import workdir as workdir_lib
-from flopsfit.analysis import pipeline, results
+from flopsfit.analysis import results
 from flopsfit.analysis.options import AnalysisOptions
 from flopsfit.config_check import ConfigError
 from flopsfit.sweep import cooldown, planner, runner
@@ -80,4 +80,39 @@ def test_bad_design_settings_are_one_line_errors(sweep_config, field, value, mes
 
 def test_isoflop_design_is_the_default(sweep_config):
   assert cooldown.design_of(sweep_config) == "isoflop"
-  assert pipeline  # the analysis path is imported by the workdir test above
+  plan = planner.plan_sweep(sweep_config, probe=False)
+  assert plan["design"]["name"] == "isoflop" and plan["design"]["trunks"] == 0
+  assert plan["design"]["total_flops"] == plan["design"]["points_flops"]
+  assert not any("cooldown" in r for r in plan["runs"])
+
+
+def _runs() -> list[dict]:
+  trunk = {"run_id": "trunk-d8-L1-s0", "cooldown": {"role": "trunk", "branch_steps": [8, 24]}}
+  branches = [
+    {"run_id": f"c{c}-d8-L1-s0", "cooldown": {"role": "branch", "trunk": trunk["run_id"]}}
+    for c in ("1e+09", "3e+09")
+  ]
+  return [trunk, *branches, {"run_id": "c1e+09-d16-L1-s0"}]
+
+
+def test_selecting_a_branch_selects_its_trunk_and_shards_keep_them_together():
+  plan = {"runs": _runs()}
+  chosen = runner.select_runs(plan, ["c3e+09-d8-L1-s0"])
+  assert [r["run_id"] for r in chosen] == ["trunk-d8-L1-s0", "c3e+09-d8-L1-s0"]
+  shard0 = [r["run_id"] for r in runner.select_runs(plan, None, 0, 2)]
+  shard1 = [r["run_id"] for r in runner.select_runs(plan, None, 1, 2)]
+  assert shard0 == ["trunk-d8-L1-s0", "c1e+09-d8-L1-s0", "c3e+09-d8-L1-s0"]
+  assert shard1 == ["c1e+09-d16-L1-s0"]
+
+
+def test_a_branch_waits_for_its_trunk_and_fails_with_a_failed_trunk(tmp_path):
+  workdir, branch = str(tmp_path), _runs()[1]
+  assert runner._trunk_problem(workdir, branch, "sweep-1") == "wait"
+  path = workdir_lib.result_path(workdir, "trunk-d8-L1-s0")
+  workdir_lib.write_json_atomic(path, {"status": "diverged", "error": "non-finite loss"})
+  assert runner._trunk_problem(workdir, branch, "sweep-1") == (
+    "its trunk trunk-d8-L1-s0 diverged: non-finite loss"
+  )
+  workdir_lib.write_json_atomic(path, {"status": "completed"})
+  assert runner._trunk_problem(workdir, branch, "sweep-1") is None
+  assert runner._trunk_problem(workdir, _runs()[3], "sweep-1") is None  # not a branch
