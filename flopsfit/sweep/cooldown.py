@@ -3,12 +3,15 @@ short linear cooldown branched from it at each IsoFLOP budget, so one trunk give
 (N, D) points (docs/sweep-design.md).
 
 A branch at budget C has the steps T = floor(C / FLOPs per step) that an IsoFLOP run would
-have; its last K = round(sweep.cooldown_fraction · T) steps are its own cooldown, the first
-S = T - K are the trunk's. So a point is accounted exactly as an IsoFLOP run (T steps, within
-one step of C), and the design spends every trunk once plus every cooldown.
+have; its last K = round(sweep.cooldown_fraction · T) steps are its own cooldown (the wsd
+schedule's decay with decay_fraction = cooldown_fraction, so every branch of a trunk shares one
+compiled step), the first S = T - K are the trunk's. So a point is accounted exactly as an
+IsoFLOP run (T steps, within one step of C), and the design spends every trunk once plus
+every cooldown.
 """
 
 from flopsfit.config_check import ConfigError
+from flopsfit.engine.optim import decay_steps
 
 DESIGNS = ("isoflop", "cooldown")
 
@@ -81,7 +84,7 @@ def trunk_and_branches(points: list[dict], fraction: float, warmup_fraction: flo
   warmup = max(1, round(warmup_fraction * points[0]["steps"]))
   branches = []
   for p in points:
-    cooldown = max(1, round(fraction * p["steps"]))
+    cooldown = int(decay_steps(fraction, p["steps"]))  # exactly the wsd schedule's decay
     step = p["steps"] - cooldown
     if step < warmup:
       continue  # too few steps to branch after the warmup
@@ -89,6 +92,7 @@ def trunk_and_branches(points: list[dict], fraction: float, warmup_fraction: flo
       {
         **p,
         "warmup_steps": warmup,
+        "decay_fraction": fraction,
         "train_flops": cooldown * p["flops_per_step"],
         "cooldown": {
           "role": "branch",

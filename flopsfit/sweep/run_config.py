@@ -28,5 +28,5 @@ def _cooldown_fields(out, run: dict) -> None:
   out.train.cooldown = {k: v for k, v in role.items() if k != "cooldown_steps"}
   out.optim.schedule = "constant" if role["role"] == "trunk" else "wsd"
   out.optim.warmup_steps = run["warmup_steps"]
-  if role["role"] == "branch":
-    out.optim.decay_steps = role["cooldown_steps"]
+  if role["role"] == "branch":  # decays over its last cooldown_steps = round(fraction · steps)
+    out.optim.decay_fraction = run["decay_fraction"]

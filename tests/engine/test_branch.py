@@ -9,7 +9,7 @@ from flopsfit import workdir as workdir_lib
 from flopsfit.config_check import ConfigError
 from flopsfit.engine import run as run_lib
 
-WARMUP, COOLDOWN = 4, 12
+WARMUP, FRACTION = 4, 0.25
 
 
 def _metrics(workdir: str, run_id: str) -> list[dict]:
@@ -22,7 +22,7 @@ def _schedule(config, schedule: str, steps: int, fps: float, run_id: str):
   out.train.budget_flops = (steps + 0.5) * fps
   out.optim.schedule = schedule
   out.optim.warmup_steps = WARMUP
-  out.optim.decay_steps = COOLDOWN
+  out.optim.decay_fraction = FRACTION
   return out
 
 
@@ -32,7 +32,8 @@ def test_branch_from_trunk_equals_one_run(gpt_config):
   one_config.train.budget_flops = 1.2e9  # 36 steps of the tiny GPT
   one = run_lib.train_run(one_config)
   fps, total = one["flops_per_step"], one["steps"]
-  branch_step = total - COOLDOWN
+  cooldown = round(FRACTION * total)  # the wsd schedule's decay
+  branch_step = total - cooldown
 
   trunk_config = _schedule(gpt_config, "constant", branch_step, fps, "trunk")
   trunk_config.train.cooldown = {"role": "trunk", "branch_steps": [branch_step]}
@@ -50,7 +51,7 @@ def test_branch_from_trunk_equals_one_run(gpt_config):
     "role": "branch",
     "trunk": "trunk",
     "branch_step": branch_step,
-    "cooldown_steps": COOLDOWN,
+    "cooldown_steps": cooldown,
   }
   assert trunk["cooldown"] == {"role": "trunk", "branch_steps": [branch_step]}
   assert branch["resumed_from_steps"] == [branch_step]

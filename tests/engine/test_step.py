@@ -104,7 +104,7 @@ def test_cooldown_trunk_and_branch_share_learning_rates_until_the_branch():
   trunk = ml_collections.ConfigDict(OPTIM.to_dict())
   trunk.schedule, trunk.warmup_steps = "constant", 7
   branch = ml_collections.ConfigDict(trunk.to_dict())
-  branch.schedule, branch.decay_steps = "wsd", 30
+  branch.schedule, branch.decay_fraction = "wsd", 0.2  # 30 of 150 steps
   lr_trunk = np.array([float(optim.learning_rate(trunk, s, 500)) for s in range(500)])
   lr_branch = np.array([float(optim.learning_rate(branch, s, 150)) for s in range(150)])
   assert lr_trunk[6] == pytest.approx(1e-2) and lr_trunk[5] < 1e-2  # 7-step warmup, any length
