@@ -1,16 +1,17 @@
 """The IsoFLOP design against the cooldown design at equal total FLOPs, on the synthetic language.
 
 Run:  nice -n 5 python benchmarks/sweep_design.py                 (tiny GPTs, seq 32, budgets
-                                                                   3e9, 1e10, 3e10: a few minutes
-                                                                   on 2 CPU cores)
-      python benchmarks/sweep_design.py --budgets=3e9,1e10,3e10,1e11 --workdir=/tmp/designs
+                                                                   3e9 to 1e11: about 12 minutes
+                                                                   on 2 busy CPU cores)
+      python benchmarks/sweep_design.py --budgets=3e9,1e10,3e10 --workdir=/tmp/designs  (faster)
 
 Both designs are planned from the same config (configs/gpt.py with tiny sizes). The cooldown
 design's budgets are then scaled by one factor so that it spends the IsoFLOP design's total
 FLOPs (trunks once plus every cooldown, sweep.json `design.total_flops`), re-planned, trained
 (`--parallel` workers) and analyzed like the IsoFLOP sweep. The table: points fitted, FLOPs
-spent, Approach 3's E, alpha, beta and N_opt exponent a, Approach 2's N_opt exponent, each with
-the width of its bootstrap interval (docs/sweep-design.md has a measured table).
+spent, wall time of training (sweep_summary.json), Approach 3's E, alpha, beta and N_opt
+exponent a, Approach 2's N_opt exponent, each with the width of its bootstrap interval
+(docs/sweep-design.md has a measured table).
 """
 
 import argparse
@@ -18,7 +19,6 @@ import importlib.util
 import os
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -53,16 +53,15 @@ def tiny_config(workdir: str, budgets: tuple, design: str):
 
 def run_design(config, parallel: str, samples: int) -> dict:
   """Plans, trains and analyzes one design; its row of the table."""
-  start = time.perf_counter()
   plan = planner.load_or_plan(config, probe=False)
-  runner.train_sweep(config, parallel=parallel)
+  outcome = runner.train_sweep(config, parallel=parallel)
   laws = pipeline.analyze_workdir(config.workdir, AnalysisOptions(bootstrap_samples=samples))
   return {
     "design": plan["design"]["name"],
     "budgets": ",".join(f"{b:.3g}" for b in config.sweep.budgets),
     "points": len(laws["runs"]),
     "flops": plan["design"]["total_flops"],
-    "seconds": time.perf_counter() - start,
+    "seconds": (outcome.summary or {}).get("wall_seconds", 0.0),  # the train call
     "laws": laws,
   }
 
@@ -100,12 +99,14 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--budgets", default="3e9,1e10,3e10")
+  parser.add_argument("--budgets", default="3e9,1e10,3e10,1e11")
   parser.add_argument("--workdir", default="")
   parser.add_argument("--parallel", default="auto")
   parser.add_argument("--bootstrap_samples", type=int, default=200)
   args = parser.parse_args()
   budgets = tuple(float(b) for b in args.budgets.split(","))
+  if args.workdir and os.path.exists(args.workdir) and os.listdir(args.workdir):
+    sys.exit(f"--workdir: {args.workdir} is not empty; the designs must be planned afresh")
   root = args.workdir or tempfile.mkdtemp(prefix="sweep-design-")
   iso = tiny_config(os.path.join(root, "isoflop"), budgets, "isoflop")
   rows = [run_design(iso, args.parallel, args.bootstrap_samples)]
