@@ -37,9 +37,12 @@ def select_runs(plan: dict, run_ids=None, shard_index: int = 0, num_shards: int 
       raise planner.PlanError(
         f"--runs: {', '.join(unknown)} not in sweep.json (e.g. {runs[0]['run_id']})"
       )
-    trunks = [_trunk_of(known[i]) for i in run_ids]  # a branch needs its trunk: selected too
-    chosen = set(run_ids) | {t for t in trunks if t}
-    runs = [r for r in runs if r["run_id"] in chosen]
+    chosen = []  # in the order given; a branch needs its trunk, selected just before it
+    for i in run_ids:
+      for j in (_trunk_of(known[i]), i):
+        if j and j not in chosen:
+          chosen.append(j)
+    runs = [known[i] for i in chosen]
   if not 0 <= shard_index < num_shards:
     raise planner.PlanError(
       f"--shard_index: expected 0 <= shard_index < num_shards={num_shards}, got {shard_index}"
