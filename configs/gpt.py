@@ -159,6 +159,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.sweep.memory_fraction = 0.9
   config.sweep.device_memory_bytes = 0.0  # per device; 0: detected (GPU limit, or host RAM)
   config.sweep.probe = True  # time a few steps to estimate run times
+  # Optional: config.sweep.design = "cooldown" (default "isoflop") trains one trunk per shape and
+  # branches cooldowns of sweep.cooldown_fraction (default 0.2) of each point's steps at every
+  # budget: docs/sweep-design.md. Left out here so existing workdirs keep their identity.
 
   config.hparams = ml_collections.ConfigDict()
   config.hparams.factory = "flopsfit.hparams:width_scaled_adamw"

@@ -60,6 +60,8 @@ def run_of_result(
   `flops` (C) and `params` (N); or, when it cannot be fitted, the reason as a string."""
   if not isinstance(result, dict):
     return "result.json is not a JSON object"
+  if (result.get("cooldown") or {}).get("role") == "trunk":
+    return "trunk of the cooldown design (constant lr, no cooldown): its branches are the points"
   status = result.get("status")
   if status != "completed":
     error = result.get("error")

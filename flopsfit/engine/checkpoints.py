@@ -14,6 +14,7 @@ import signal
 import grain
 import orbax.checkpoint as ocp
 from absl import logging
+from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import failpoints
@@ -31,17 +32,26 @@ class CheckpointMismatch(ValueError):
 
 
 class RunCheckpoints:
-  """`<run_dir>/checkpoints/<step>/{state,data,progress}`, keeping the `keep` latest."""
+  """`<run_dir>/checkpoints/<step>/{state,data,progress}`, keeping the `keep` latest and every
+  step of `kept_steps` (a cooldown trunk's branch points, which its branches restore)."""
 
-  def __init__(self, run_dir: str, fingerprint: str, keep: int):
+  def __init__(self, run_dir: str, fingerprint: str, keep: int, kept_steps=(), read_only=False):
     self.directory = os.path.abspath(os.path.join(run_dir, workdir_lib.CHECKPOINTS))
     self.fingerprint = fingerprint
-    self._manager = ocp.CheckpointManager(
-      self.directory,
-      options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep, enable_async_checkpointing=True, cleanup_tmp_directories=True
-      ),
+    self.kept_steps = tuple(int(s) for s in kept_steps)
+    policies = [preservation_policy.LatestN(keep)]
+    if self.kept_steps:
+      policies.append(preservation_policy.CustomSteps(self.kept_steps))
+    options = (
+      ocp.CheckpointManagerOptions(read_only=True)
+      if read_only
+      else ocp.CheckpointManagerOptions(
+        preservation_policy=preservation_policy.AnyPreservationPolicy(policies),
+        enable_async_checkpointing=True,
+        cleanup_tmp_directories=True,
+      )
     )
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -54,14 +64,7 @@ class RunCheckpoints:
     """
     for step in reversed(self.steps()):
       try:
-        restored = self._manager.restore(
-          step,
-          args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(iterator),
-            progress=ocp.args.JsonRestore(),
-          ),
-        )
+        restored = self._restore(step, abstract_state, iterator)
       except Exception as e:  # a partial or corrupted checkpoint
         logging.warning(
           "checkpoint %s/%d is unreadable (%s: %s); trying an earlier one",
@@ -90,6 +93,34 @@ class RunCheckpoints:
       return restored["state"], progress
     return None
 
+  def _restore(self, step: int, abstract_state, iterator) -> dict:
+    return self._manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=grain.checkpoint.CheckpointRestore(iterator),
+        progress=ocp.args.JsonRestore(),
+      ),
+    )
+
+  def restore_step(self, step: int, abstract_state, iterator) -> tuple:
+    """(state, progress) of the checkpoint at `step`, which must exist and be of this config;
+    CheckpointMismatch otherwise (a branch restoring its trunk's branch point)."""
+    if step not in self.steps():
+      raise CheckpointMismatch(
+        f"{self.directory}: no checkpoint at step {step} (has {self.steps()}); train the "
+        "trunk first, or re-train it if its checkpoints were deleted"
+      )
+    restored = self._restore(step, abstract_state, iterator)
+    progress = restored["progress"]
+    problem = _progress_problem(progress)
+    if problem or progress.get("fingerprint") != self.fingerprint:
+      raise CheckpointMismatch(
+        f"{self.directory}/{step}: {problem or 'checkpoint of another config or shape'}; "
+        "re-train the trunk in a new workdir"
+      )
+    return restored["state"], progress
+
   def save(self, step: int, state, iterator, progress: dict) -> None:
     """Starts writing a checkpoint in the background (Orbax commits it atomically).
 
@@ -114,12 +145,18 @@ class RunCheckpoints:
   def finish(self, on_finish: str) -> None:
     """After the result is written: delete all checkpoints, keep the last, or keep all."""
     self.wait()
-    if on_finish == "delete":
+    if on_finish == "delete" and self.kept_steps:  # a trunk: its branch points stay
+      for step in self.steps():
+        if step not in self.kept_steps:
+          self._manager.delete(step)
+      self._manager.close()
+    elif on_finish == "delete":
       self._manager.close()
       shutil.rmtree(self.directory, ignore_errors=True)
     elif on_finish == "keep_last":
       for step in self.steps()[:-1]:
-        self._manager.delete(step)
+        if step not in self.kept_steps:
+          self._manager.delete(step)
       self._manager.close()
     else:
       self._manager.close()

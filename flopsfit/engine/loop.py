@@ -66,7 +66,9 @@ class TrainLoop:
     compiled, total = self.run.compiled, self.run.total_steps
     log_every = max(1, self.run.config.train.log_every)
     while self.step < total:
-      k = min(compiled.steps_per_call, total - self.step)
+      # One executable runs any k <= steps_per_call steps, so calls need no alignment: a run
+      # resumed at any step (or a cooldown branch) steps exactly as an uninterrupted one.
+      k = min(compiled.steps_per_call, self._next_stop() - self.step)
       state = self._call(state, k)
       if (self.step - k) // log_every != self.step // log_every or self.step == total:
         if not self._log_window():
@@ -138,12 +140,19 @@ class TrainLoop:
     self.window, self.window_start, self.window_steps = MetricsWindow(), time.perf_counter(), 0
     return True
 
+  def _next_stop(self) -> int:
+    """The next step a checkpoint must be saved at: the end, or a kept step (a cooldown
+    trunk's branch points); a jitted call of several steps never crosses it."""
+    later = [s for s in self.ckpt.kept_steps if s > self.step]
+    return min([self.run.total_steps, *later])
+
   def _checkpoint_due(self, stop) -> bool:
     every_steps = self.run.config.checkpoint.every_steps
     every_seconds = self.run.config.checkpoint.every_seconds
     return bool(
       stop.requested
       or self.step == self.run.total_steps
+      or self.step in self.ckpt.kept_steps
       or (every_steps and self.step // every_steps > self.last_save[0] // every_steps)
       or (every_seconds and time.perf_counter() - self.last_save[1] >= every_seconds)
     )

@@ -21,6 +21,7 @@ from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
 from flopsfit.config_check import ConfigError
 from flopsfit.data import pipeline
+from flopsfit.engine import branch as branch_lib
 from flopsfit.engine import checkpoints as checkpoints_lib
 from flopsfit.engine import distributed, throughput
 from flopsfit.engine import flops as flops_lib
@@ -69,6 +70,7 @@ def check_config(config, mesh) -> None:
     )
   if config.checkpoint.keep < 1:
     raise ConfigError(f"config.checkpoint.keep: expected >= 1, got {config.checkpoint.keep}")
+  branch_lib.check_trunk(config)  # a malformed train.cooldown or no trunk: before compiling
   if config.eval.tokens <= 0:
     raise ConfigError(
       f"config.eval.tokens: expected a positive token count, got {config.eval.tokens}"
@@ -139,7 +141,10 @@ def train_run(config) -> dict:
 
   writer = jax.process_index() == 0
   ckpt = checkpoints_lib.RunCheckpoints(
-    run_dir, identity_lib.fingerprint(config), config.checkpoint.keep
+    run_dir,
+    identity_lib.fingerprint(config),
+    config.checkpoint.keep,
+    kept_steps=branch_lib.kept_steps(config),
   )
   batches = pipeline.train_iterator(
     run.train_source,
@@ -263,6 +268,9 @@ def _restore_or_init(run: CompiledRun, ckpt, batches) -> tuple[dict, dict]:
   if ckpt.steps():  # restored onto this run's mesh, whatever mesh wrote the checkpoint
     abstract = sharding_lib.with_shardings(run.compiled.state_shapes, run.compiled.state_sharding)
     restored = ckpt.restore_latest(abstract, batches)
+  role = branch_lib.role_of(run.config)
+  if restored is None and role and role["role"] == "branch":
+    return branch_lib.restore_trunk(run, batches)  # a branch starts at its trunk's checkpoint
   if restored is None:
     fresh = {"step": 0, "elapsed_seconds": 0.0, "window": {}, "resumed_from": []}
     return run.compiled.init(np.int32(run.total_steps)), fresh
@@ -307,6 +315,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
     "compile_seconds": compiled.compile_seconds,
     "checkpoint_seconds": loop.checkpoint_seconds,
     "resumed_from_steps": loop.resumed_from,
+    "cooldown": branch_lib.result_fields(config, run.total_steps),
     "tokens_per_second": tokens / wall,
     "peak_flops": run.peak,
     "peak_flops_source": run.peak_source,

@@ -109,7 +109,7 @@ def mesh_devices(run: dict) -> int:
 
 
 def _cost(run: dict) -> float:
-  return float(run.get("spent_flops") or run["budget_flops"])
+  return float(run.get("train_flops") or run.get("spent_flops") or run["budget_flops"])
 
 
 def _largest_first(runs: list[dict]) -> list[dict]:

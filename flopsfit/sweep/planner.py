@@ -21,6 +21,7 @@ from flopsfit import workdir as workdir_lib
 from flopsfit.engine import mesh as mesh_lib
 from flopsfit.engine import params as params_lib
 from flopsfit.engine import step as step_lib
+from flopsfit.sweep import cooldown as cooldown_lib
 from flopsfit.sweep import probe as probe_lib
 from flopsfit.sweep import window as window_lib
 from flopsfit.sweep.run_config import run_config
@@ -151,18 +152,23 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
   estimate assumes `train --parallel=<parallel>`."""
   if "sweep" not in config:
     raise PlanError("config.sweep: missing; a sweep needs budgets and a shape rule")
+  design = cooldown_lib.design_of(config)
   ctx = context(config)
-  runs, dropped, centres, windows = [], [], {}, {}
+  runs, dropped, centres, windows, kept_by_budget = [], [], {}, {}, []
   for budget in budgets_of(config.sweep):
     centre, centre_source = optimum_centre(config, budget)
     key = f"{budget:.6g}"
     centres[key] = {"N": centre, "source": centre_source}
     kept, rejected, window = window_lib.plan_budget(ctx, budget, centre, evaluate)
     windows[key] = window
-    for run in kept:
-      runs += seeded(run, config.sweep.seeds)
+    kept_by_budget.append(kept)
     for run in rejected:
       dropped += seeded(run, config.sweep.seeds)
+  if design == "cooldown":  # every kept shape: one trunk, a branch at each feasible budget
+    kept_by_budget = [cooldown_lib.plan(ctx, budgets_of(config.sweep), kept_by_budget, evaluate)]
+  for kept in kept_by_budget:
+    for run in kept:
+      runs += seeded(run, config.sweep.seeds)
   if not runs:
     raise PlanError(
       "config.sweep: every candidate run was dropped: "
@@ -176,7 +182,10 @@ def plan_sweep(config, probe: bool = True, parallel: str = "1") -> dict:
     "warnings": window_lib.warnings_of(windows),
     "runs": runs,
     "dropped": dropped,
+    "design": {"name": design, **cooldown_lib.totals(runs)},
   }
+  if design == "cooldown":
+    plan["design"]["cooldown_fraction"] = cooldown_lib.cooldown_fraction(config.sweep)
   if probe:
     plan["estimate"] = probe_lib.estimate_times(config, ctx.plugins, runs, ctx.example, parallel)
   return plan
@@ -189,6 +198,7 @@ def seeded(run: dict, seeds) -> list[dict]:
     entry = {"run_id": run_ids.format_run_id(run["budget_flops"], run["shape"], seed)}
     entry.update({k: v for k, v in run.items() if k != "run_id"})
     entry["seed"] = int(seed)
+    cooldown_lib.seed(entry, int(seed))
     out.append(entry)
   return out
 
@@ -296,8 +306,9 @@ def format_plan(plan: dict) -> str:
     f"{'batch':>5} {'lr':>8} {'est':>7}"
   )
   lines = [header, "-" * len(header)]
-  for budget in sorted({r["budget_flops"] for r in plan["runs"]}):
-    group = [r for r in plan["runs"] if r["budget_flops"] == budget]
+  points = [r for r in plan["runs"] if not cooldown_lib.is_trunk(r)]
+  for budget in sorted({r["budget_flops"] for r in points}):
+    group = [r for r in points if r["budget_flops"] == budget]
     for r in group:
       est = seconds.get(r["run_id"])
       lines.append(
@@ -316,6 +327,7 @@ def format_plan(plan: dict) -> str:
     window = plan.get("windows", {}).get(f"{budget:.6g}")
     if window and window["searched"]:
       lines.append("    " + _window_line(window))
+  lines += _design_lines(plan)
   total = plan.get("estimate", {}).get("total_seconds")
   workers = plan.get("estimate", {}).get("workers", 1)
   packed = f" ({workers} runs at a time)" if workers > 1 else ""
@@ -327,6 +339,25 @@ def format_plan(plan: dict) -> str:
     lines.append(f"dropped {d['run_id']} (N={d['params']['non_embedding']:,}): {d['reason']}")
   lines += [f"WARNING: {w}" for w in plan.get("warnings", [])]
   return "\n".join(lines)
+
+
+def _design_lines(plan: dict) -> list[str]:
+  """The cooldown design's trunks and its FLOPs (nothing for an IsoFLOP plan)."""
+  design = plan.get("design") or {}
+  if design.get("name") != "cooldown":
+    return []
+  lines = [
+    f"trunk {r['run_id']}: {r['steps']} steps at constant lr, branches at steps "
+    f"{r['cooldown']['branch_steps']}"
+    for r in plan["runs"]
+    if cooldown_lib.is_trunk(r)
+  ]
+  lines.append(
+    f"cooldown design: {design['trunks']} trunks, {design['points']} points (cooldown "
+    f"{design['cooldown_fraction']:.0%} of each point's steps): spends "
+    f"{design['total_flops']:.3g} FLOPs for points accounted {design['points_flops']:.3g}"
+  )
+  return lines
 
 
 def _window_line(window: dict) -> str:

@@ -15,6 +15,18 @@ def run_config(config, run: dict, devices: int | None = None):
     out.run = run["run_id"]
     if run.get("mesh"):  # the planner's choice (sweep.json), e.g. FSDP for a large model
       out.train.mesh = dict(run["mesh"])
+    if run.get("cooldown"):  # the cooldown design's trunk or branch (sweep/cooldown.py)
+      _cooldown_fields(out, run)
     if devices is not None:
       out.train.devices = devices
   return out
+
+
+def _cooldown_fields(out, run: dict) -> None:
+  """A trunk trains at constant lr after the warmup; a branch decays over its cooldown."""
+  role = run["cooldown"]
+  out.train.cooldown = {k: v for k, v in role.items() if k != "cooldown_steps"}
+  out.optim.schedule = "constant" if role["role"] == "trunk" else "wsd"
+  out.optim.warmup_steps = run["warmup_steps"]
+  if role["role"] == "branch":  # decays over its last cooldown_steps = round(fraction · steps)
+    out.optim.decay_fraction = run["decay_fraction"]

@@ -37,12 +37,40 @@ def select_runs(plan: dict, run_ids=None, shard_index: int = 0, num_shards: int 
       raise planner.PlanError(
         f"--runs: {', '.join(unknown)} not in sweep.json (e.g. {runs[0]['run_id']})"
       )
-    runs = [known[i] for i in run_ids]
+    chosen = []  # in the order given; a branch needs its trunk, selected just before it
+    for i in run_ids:
+      for j in (_trunk_of(known[i]), i):
+        if j and j not in chosen:
+          chosen.append(j)
+    runs = [known[i] for i in chosen]
   if not 0 <= shard_index < num_shards:
     raise planner.PlanError(
       f"--shard_index: expected 0 <= shard_index < num_shards={num_shards}, got {shard_index}"
     )
-  return [r for i, r in enumerate(runs) if i % num_shards == shard_index]
+  units = {}  # a trunk and its branches go to one shard
+  for r in runs:
+    units.setdefault(_trunk_of(r) or r["run_id"], len(units))
+  return [r for r in runs if units[_trunk_of(r) or r["run_id"]] % num_shards == shard_index]
+
+
+def _trunk_of(run: dict) -> str:
+  """The trunk a run belongs to in the cooldown design (a trunk's own id), else ''."""
+  role = run.get("cooldown") or {}
+  return run["run_id"] if role.get("role") == "trunk" else role.get("trunk", "")
+
+
+def _trunk_problem(workdir: str, run: dict, sweep: str) -> str | None:
+  """For a branch: "wait" while its trunk has no final result, the reason it cannot be
+  trained when the trunk diverged or failed; None when it can be trained (or is no branch)."""
+  role = run.get("cooldown") or {}
+  if role.get("role") != "branch":
+    return None
+  trunk = finished_result(workdir, role["trunk"], sweep)
+  if trunk is None:
+    return "wait"
+  if trunk["status"] != "completed":
+    return f"its trunk {role['trunk']} {trunk['status']}: {trunk.get('error')}"
+  return None
 
 
 def finished_result(workdir: str, run_id: str, sweep: str = "") -> dict | None:
@@ -194,6 +222,10 @@ def train_claimed(
       if done is not None:
         rows[run["run_id"]] = {**_summary_row(run, done), "action": "skipped"}
         continue
+      problem = _trunk_problem(config.workdir, run, owner["sweep"])
+      if problem == "wait":
+        waiting.append(run)  # its trunk is trained first (by this or another process)
+        continue
       claim, holder = claims.try_claim(config.workdir, run["run_id"], owner, claim_timeout)
       if claim is None:
         if holder.get("sweep") != owner["sweep"]:
@@ -202,7 +234,9 @@ def train_claimed(
       try:
         done = finished_result(config.workdir, run["run_id"], owner["sweep"])
         action = "skipped" if done else "trained"
-        if done is None:
+        if done is None and problem:
+          done = _failed_result(config, run, RuntimeError(problem), 0.0, owner["sweep"])
+        elif done is None:
           done, timing = _train_one(config, run, owner["sweep"], devices)
           timings.append(timing)
       finally:

@@ -227,7 +227,7 @@ def test_sweep_killed_halfway_finishes_on_rerun_training_each_run_once(setup, tm
   assert planned.returncode == 0, planned.stderr[-3000:]
   plan = json.load(open(os.path.join(workdir, "sweep.json")))
   first = plan["runs"][0]["steps"]
-  calls_in_first_run = first // 5 + first % 5  # steps_per_call = 5, the rest one at a time
+  calls_in_first_run = -(-first // 5)  # steps_per_call = 5, the last call shorter
   # Killed 25 calls (125 steps) into the second run: its checkpoints every 20 steps are behind it.
   assert plan["runs"][1]["steps"] > 150
   crashed = _train(

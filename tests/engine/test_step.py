@@ -96,3 +96,18 @@ def test_schedule_warms_up_and_ends_at_final_fraction(schedule):
   assert np.all(np.diff(lrs[10:]) <= 1e-12)
   if schedule == "wsd":
     assert lrs[159] == pytest.approx(1e-2) and lrs[170] < 1e-2
+
+
+def test_cooldown_trunk_and_branch_share_learning_rates_until_the_branch():
+  from flopsfit.engine import optim
+
+  trunk = ml_collections.ConfigDict(OPTIM.to_dict())
+  trunk.schedule, trunk.warmup_steps = "constant", 7
+  branch = ml_collections.ConfigDict(trunk.to_dict())
+  branch.schedule, branch.decay_fraction = "wsd", 0.2  # 30 of 150 steps
+  lr_trunk = np.array([float(optim.learning_rate(trunk, s, 500)) for s in range(500)])
+  lr_branch = np.array([float(optim.learning_rate(branch, s, 150)) for s in range(150)])
+  assert lr_trunk[6] == pytest.approx(1e-2) and lr_trunk[5] < 1e-2  # 7-step warmup, any length
+  assert np.all(lr_trunk[7:] == np.float32(1e-2))  # constant after it
+  np.testing.assert_array_equal(lr_branch[:120], lr_trunk[:120])  # same until the branch step
+  assert np.all(np.diff(lr_branch[120:]) < 0) and lr_branch[-1] == pytest.approx(1e-3)

@@ -1,0 +1,71 @@
+"""The cooldown design's points, drawn from a known law, go through the workdir analysis path
+(trunks left out, branches grouped by their IsoFLOP budgets) and give the law back."""
+
+import os
+
+import numpy as np
+import pytest
+
+from flopsfit import workdir as workdir_lib
+from flopsfit.analysis import pipeline
+from flopsfit.analysis.options import AnalysisOptions
+from tests.analysis import synthetic
+
+LAW = synthetic.UNEQUAL
+BUDGETS = synthetic.BUDGETS
+
+
+def _write(workdir: str, run_id: str, n: float, d: float, budget: float, loss: float, role) -> None:
+  result = {
+    "run_id": run_id,
+    "status": "completed",
+    "budget_flops": budget,
+    "tokens": d,
+    "params": {"total": n + 1000, "non_embedding": n},
+    "flops": {"xla": 6 * n * d},
+    "final_eval_loss": loss,
+    "cooldown": role,
+  }
+  workdir_lib.write_json_atomic(
+    os.path.join(workdir_lib.run_dir(workdir, run_id), workdir_lib.RESULT), result
+  )
+
+
+def write_cooldown_workdir(workdir: str, noise: float = 0.004, seed: int = 0) -> int:
+  """One trunk per shape (N log-spaced over the budgets' optima), a branch at every budget where
+  the shape trains on 1/6 to 6 times its compute-optimal D: the planner's design."""
+  rng = np.random.default_rng(seed)
+  optima = LAW.n_opt(np.asarray(BUDGETS))
+  points = 0
+  for n in np.geomspace(optima[0] / 6, optima[-1] * 6, 12):
+    trunk = f"trunk-n{n:.0f}-s0"
+    steps = []
+    for budget, n_opt in zip(BUDGETS, optima):
+      if not 1 / 6 <= n / n_opt <= 6:
+        continue
+      d = budget / (6 * n)
+      loss = LAW.loss(n, d) * np.exp(noise * rng.standard_normal())
+      steps.append(len(steps) * 100 + 80)
+      role = {"role": "branch", "trunk": trunk, "branch_step": steps[-1], "cooldown_steps": 20}
+      _write(workdir, f"c{budget:.3g}-n{n:.0f}-s0", n, d, budget, loss, role)
+      points += 1
+    last_d = BUDGETS[-1] / (6 * n)
+    trunk_role = {"role": "trunk", "branch_steps": steps}  # no cooldown: a higher loss
+    _write(workdir, trunk, n, last_d, 0.8 * BUDGETS[-1], LAW.loss(n, last_d) + 0.3, trunk_role)
+  return points
+
+
+def test_cooldown_points_recover_the_law(tmp_path):
+  workdir = str(tmp_path / "workdir")
+  points = write_cooldown_workdir(workdir)
+  out = pipeline.analyze_workdir(workdir, AnalysisOptions(bootstrap_samples=20), write=False)
+  assert len(out["runs"]) == points, "every branch is a point"
+  trunks = [e for e in out["excluded_runs"] if e["run_id"].startswith("trunk-")]
+  assert len(trunks) == 12 and "trunk of the cooldown design" in trunks[0]["reason"]
+  params = out["approach3"]["params"]
+  assert params["E"]["value"] == pytest.approx(LAW.E, rel=0.02)
+  assert params["alpha"]["value"] == pytest.approx(LAW.alpha, abs=0.05)
+  assert params["beta"]["value"] == pytest.approx(LAW.beta, abs=0.05)
+  assert params["E"]["lo"] <= LAW.E <= params["E"]["hi"]
+  assert out["approach2"]["N_opt"]["exponent"]["value"] == pytest.approx(LAW.a, abs=0.05)
+  assert all(b["num_runs"] >= 5 for b in out["budgets"]), "several shapes per budget"
