@@ -100,6 +100,8 @@ def plan_budget(ctx, budget: float, centre: float, evaluate) -> tuple[list, list
         "above": verdicts[hi + 1] if hi + 1 < len(pool) else None,
       }
       usable = [s for s in pool[lo : hi + 1] if "reason" not in tried.get(_key(s), {})]
+      if not usable:  # the estimates saw a feasible block; every shape of it, tried, is not
+        break
       chosen = _pick(ctx, usable, centre, sweep.decades, sweep.shapes_per_budget)
       for shape in chosen:
         if _key(shape) not in tried:

@@ -34,7 +34,9 @@ def test_plan_is_deterministic_and_spends_each_budget(sweep_config):
   for budget in budgets:
     sizes = [r["params"]["non_embedding"] for r in first["runs"] if r["budget_flops"] == budget]
     dropped = [d for d in first["dropped"] if d["budget_flops"] == budget]
-    assert len(sizes) + len(dropped) == 4 and len(set(sizes)) == len(sizes)
+    # The prior's 4 shapes were tried, and more when some failed (the window search).
+    assert len(sizes) + len(dropped) >= 4 and len(set(sizes)) == len(sizes)
+    assert all(d["reason"] for d in dropped)
 
 
 def test_probe_estimates_every_run_without_changing_the_plan(sweep_config):
