@@ -116,7 +116,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   config.train.budget_flops = 2e11
   config.train.batch_size = 32
-  config.train.steps_per_call = 20  # optimizer steps per jitted call (a lax.scan)
+  config.train.steps_per_call = 20  # optimizer steps per jitted call (one loop)
   config.train.log_every = 100
   config.train.devices = 0  # devices per process in the mesh; 0: all
   # Mesh axes beside `data` (which takes the remaining devices): `fsdp` shards parameters and

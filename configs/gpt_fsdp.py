@@ -13,6 +13,14 @@ smallest FSDP mesh whose per-device step fits sweep.device_memory_bytes (a prete
 device, so that tiny models need FSDP; set it to 0 on real accelerators to use their memory):
 sweep.json's `mesh` field, and each result.json's provenance.mesh. The FLOPs per step, step
 counts and losses do not depend on the mesh (docs/sharding.md).
+
+Measured (2026-11-26, 2 quiet CPU cores as 8 forced devices, jax 0.10.2): `:quick` trained,
+analyzed and plotted in 2 min 57 s. Its 7 runs got the meshes d16-L1 data 8, d32-L2 data 4 ×
+fsdp 2, d48-L2 and d64-L2 data 2 × fsdp 4 (memory per device 0.5, 2.1, 3.7 and 5.1 MB against
+the pretend 10 MiB); sweep 173 s: plan 45, compile 38, train 75, checkpoint 14. Only the mesh is
+the point here: on CPU the smallest model wins both budgets (no valley at these budgets and
+min_steps). XLA warns "Involuntary full rematerialization" for the mixed data × fsdp meshes (a
+resharding it does by gathering; correct, slower). The full config was not run here.
 """
 
 import importlib.util

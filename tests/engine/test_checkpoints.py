@@ -132,9 +132,10 @@ def test_run_killed_data_parallel_resumes_under_fsdp(setup, tmp_path):
   `train.mesh` (an execution-only field), sharded over FSDP: it continues from the checkpoint
   and ends where the uninterrupted run ends (not bitwise: the sums run in another order)."""
   workdir = str(tmp_path / "run")
-  crashed = _train(setup["config"], workdir, "--single", failpoint="train_call:50")
+  cache = setup["cache"]  # the data-parallel step is the reference's; the FSDP one compiles
+  crashed = _train(setup["config"], workdir, "--single", failpoint="train_call:50", cache=cache)
   assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
-  resumed = _train(setup["config"], workdir, "--single", "--config.train.mesh.fsdp=2")
+  resumed = _train(setup["config"], workdir, "--single", "--config.train.mesh.fsdp=2", cache=cache)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   result, reference = _result(workdir), _result(setup["reference"])
   assert result["status"] == "completed" and result["resumed_from_steps"]
