@@ -15,18 +15,17 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 
 Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
 and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-12,900 steps of
-16×64 tokens, packed as two one-core workers. Measured from a clean clone while the test suite
-ran on the same two cores for most of it (so an upper bound): 19 min 15 s for the three stages;
-train 1,125 s of which plan 148 s, compile 168 s, train 764 s; sweep efficiency 0.187
-(sweep_summary.json). On a quiet machine the 17-run plan before the window took 10 min 47 s.
+16×64 tokens, packed as two one-core workers. Measured from a clean clone on a quiet machine
+(2026-11-26): 11 min 51 s for `pip install -e .` and the three stages; the sweep 677 s: plan
+67 s, compile 61 s (9%), train 519 s, eval 21 s; sweep efficiency 0.120 (sweep_summary.json).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.672, 2.519, 2.314 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
+2.700, 2.515, 2.278 nats at 7k, 25k, 60k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E lands near the language's exact floor of 1.840 nats for 64-token
 windows (entropy rate 1.816). Measured, one seed: Approach 2 (all 3 budgets) gives
-N_opt ∝ C^0.80 [0.58, 1.16] and D_opt ∝ C^0.33 and predicts the held-out 1e12 budget's N_opt to
-+5.7%; Approach 3 gives E = 1.86 [0.02, 2.14], α = 0.32, β = 0.86, a = 0.73 [0.63, 0.94] and
-predicts the held-out budget's losses to 1.6% (mean). These tiny models want far more than 20
-tokens per parameter (about 140 at 1e11, 55 at 1e12), hence sweep.tokens_per_param = 150; with
+N_opt ∝ C^0.80 [0.62, 1.04] and D_opt ∝ C^0.33 and predicts the held-out 1e12 budget's N_opt to
++4.1%; Approach 3 gives E = 1.79 [0.96, 2.06], α = 0.29, β = 0.82, a = 0.74 [0.62, 0.88] and
+predicts the held-out budget's losses to 1.7% (mean). These tiny models want far more than 20
+tokens per parameter (about 140 at 1e11, 50 at 1e12), hence sweep.tokens_per_param = 150; with
 one seed and three budgets the intervals are wide (add sweep.budgets or sweep.seeds).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
 """
