@@ -66,9 +66,11 @@ class TrainLoop:
     compiled, total = self.run.compiled, self.run.total_steps
     log_every = max(1, self.run.config.train.log_every)
     while self.step < total:
-      # One executable runs any k <= steps_per_call steps, so calls need no alignment: a run
-      # resumed at any step (or a cooldown branch) steps exactly as an uninterrupted one.
-      k = min(compiled.steps_per_call, self._next_stop() - self.step)
+      # Calls end at multiples of steps_per_call (one executable runs any k <= it), so a run
+      # resumed at any step, or a cooldown branch, calls, logs and saves at the steps an
+      # uninterrupted run does.
+      per_call = compiled.steps_per_call
+      k = min(per_call - self.step % per_call, self._next_stop() - self.step)
       state = self._call(state, k)
       if (self.step - k) // log_every != self.step // log_every or self.step == total:
         if not self._log_window():

@@ -27,7 +27,7 @@ def _schedule(config, schedule: str, steps: int, fps: float, run_id: str):
 
 
 def test_branch_from_trunk_equals_one_run(gpt_config):
-  gpt_config.train.steps_per_call = 1  # one compiled step, not also a scan of several
+  # steps_per_call stays 5: the branch starts mid-call (36 steps, cooldown 7) as in a sweep.
   one_config = _schedule(gpt_config, "wsd", 0, 0.0, "one")
   one_config.train.budget_flops = 1.2e9  # 36 steps of the tiny GPT
   one = run_lib.train_run(one_config)
