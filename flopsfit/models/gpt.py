@@ -3,11 +3,14 @@
 Optional dropout (GPT-2 style: on the embeddings and on each residual branch's output) draws
 from one `nnx.Rngs` stream; its default rate 0 is what scaling-law sweeps use.
 
-Every parameter names its axes once (`_axes`): `embed` (d_model), `heads` (attention's
-heads × head_dim, head-major), `mlp` (the MLP's hidden width), `vocab`, `norm`. The engine's rules
+Every parameter names its axes once (`_axes`): `embed` (d_model), `heads` (attention's heads;
+`qkv` is an (embed, q/k/v, heads, head_dim) kernel), `mlp` (the MLP's hidden width), `vocab`,
+`norm`. The engine's rules
 (`flopsfit.engine.sharding.LOGICAL_RULES`) map them to the mesh: `embed` to `fsdp`, `heads`,
 `mlp` and `vocab` to `tensor` (Megatron-style: the first matmul of attention and of the MLP
-split by columns, the second by rows).
+split by columns, the second by rows). q, k, v and SwiGLU's gate and value are taken with
+`jnp.split` along an axis of their own, so the backward pass concatenates instead of padding
+strided slices.
 """
 
 import dataclasses
@@ -36,7 +39,8 @@ def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
   freq_F = 1.0 / (10_000.0 ** (jnp.arange(half, dtype=jnp.float32) / half))
   angle_TxF = jnp.arange(t, dtype=jnp.float32)[:, None] * freq_F[None, :]
   sin, cos = jnp.sin(angle_TxF)[None, :, None, :], jnp.cos(angle_TxF)[None, :, None, :]
-  x1, x2 = x_BxTxHxK[..., :half].astype(jnp.float32), x_BxTxHxK[..., half:].astype(jnp.float32)
+  # One split, not two slices: its gradient is a concatenate, not two pads and an add.
+  x1, x2 = jnp.split(x_BxTxHxK.astype(jnp.float32), 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x_BxTxHxK.dtype)
 
@@ -50,14 +54,16 @@ class Attention(nnx.Module):
     self.n_heads = n_heads
     self.head_dim = d_model // n_heads
     init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
-    self.qkv = nnx.Linear(
-      d_model,
-      3 * d_model,
-      use_bias=False,
+    # Kernel (embed, q/k/v, head, head_dim): q, k and v are contiguous slices of the output,
+    # and a tensor split of the heads keeps whole heads on each device, so attention needs no
+    # communication (Megatron-style).
+    self.qkv = nnx.Einsum(
+      "btd,dshk->btshk",
+      (d_model, 3, n_heads, self.head_dim),
       kernel_init=init,
       dtype=dtype,
       rngs=rngs,
-      kernel_metadata=_axes("embed", "heads"),
+      kernel_metadata=_axes("embed", None, "heads", None),
     )
     self.out = nnx.Linear(
       d_model,
@@ -71,10 +77,8 @@ class Attention(nnx.Module):
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     b, t, d = x_BxTxD.shape
-    # Head-major columns (head, q/k/v, head_dim): a tensor split of the columns keeps whole
-    # heads on each device, so attention needs no communication (Megatron-style).
-    qkv_BxTxHx3xK = self.qkv(x_BxTxD).reshape(b, t, self.n_heads, 3, self.head_dim)
-    q, k, v = (qkv_BxTxHx3xK[:, :, :, i] for i in range(3))
+    qkv_BxTx3xHxK = self.qkv(x_BxTxD)
+    q, k, v = (part[:, :, 0] for part in jnp.split(qkv_BxTx3xHxK, 3, axis=2))
     y_BxTxHxK = jax.nn.dot_product_attention(
       rotary(q), rotary(k), v, is_causal=True, implementation=self.kernel
     )
@@ -91,16 +95,25 @@ class Mlp(nnx.Module):
     hidden = 8 * math.ceil(8 * d_model / 3 / 8) if kind == "swiglu" else 4 * d_model
     init_in = nnx.initializers.normal(1.0 / math.sqrt(d_model))
     init_out = nnx.initializers.normal(1.0 / math.sqrt(hidden))
-    width_in = 2 * hidden if kind == "swiglu" else hidden
-    self.up = nnx.Linear(
-      d_model,
-      width_in,
-      use_bias=False,
-      kernel_init=init_in,
-      dtype=dtype,
-      rngs=rngs,
-      kernel_metadata=_axes("embed", "mlp"),
-    )
+    if kind == "swiglu":  # kernel (embed, gate/value, unit): a tensor split keeps pairs together
+      self.up = nnx.Einsum(
+        "btd,dgf->btgf",
+        (d_model, 2, hidden),
+        kernel_init=init_in,
+        dtype=dtype,
+        rngs=rngs,
+        kernel_metadata=_axes("embed", None, "mlp"),
+      )
+    else:
+      self.up = nnx.Linear(
+        d_model,
+        hidden,
+        use_bias=False,
+        kernel_init=init_in,
+        dtype=dtype,
+        rngs=rngs,
+        kernel_metadata=_axes("embed", "mlp"),
+      )
     self.down = nnx.Linear(
       hidden,
       d_model,
@@ -112,13 +125,12 @@ class Mlp(nnx.Module):
     )
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    h_BxTxF = self.up(x_BxTxD)
-    if self.kind == "swiglu":  # columns interleaved (unit, gate/value): a tensor split keeps pairs
-      pairs_BxTxFx2 = h_BxTxF.reshape(*h_BxTxF.shape[:-1], -1, 2)
-      gate, value = pairs_BxTxFx2[..., 0], pairs_BxTxFx2[..., 1]
+    if self.kind == "swiglu":
+      gate_value_BxTx2xF = self.up(x_BxTxD)
+      gate, value = (part[:, :, 0] for part in jnp.split(gate_value_BxTx2xF, 2, axis=2))
       h_BxTxF = jax.nn.silu(gate) * value
     else:
-      h_BxTxF = jax.nn.gelu(h_BxTxF)
+      h_BxTxF = jax.nn.gelu(self.up(x_BxTxD))
     return self.down(h_BxTxF)
 
 

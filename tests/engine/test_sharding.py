@@ -97,22 +97,24 @@ def test_mesh_gives_the_first_step_of_one_device(first_steps, name):
     assert _rel(p, p1) < 1e-5
   # The budget (steps = budget / FLOPs per step) does not depend on the mesh.
   assert other["compiled"].flops_per_step == one["compiled"].flops_per_step
-  if name == "data":  # each device does about 1/8 of the work (plus the replicated update)
+  if name == "data":  # each device does about 1/8 of the work, plus the replicated update and
+    # the gradient all-reduce's adds (~10% of 1/8 for this 30k-parameter model)
     total = one["compiled"].flops_per_step
-    assert total / 8 < other["compiled"].flops_per_step_per_device < 1.1 * total / 8
+    assert total / 8 < other["compiled"].flops_per_step_per_device < 1.15 * total / 8
 
 
 def test_fsdp_keeps_one_shard_of_parameters_and_optimizer_state_per_device(first_steps):
   fsdp, data = first_steps["fsdp"], first_steps["data"]
   state = fsdp["state"]
   qkv = state["params"]["blocks"][0]["attn"]["qkv"]["kernel"]
-  assert qkv.sharding.spec == P(mesh_lib.FSDP, None)  # embed -> fsdp, heads -> (tensor = 1)
+  # (embed, q/k/v, heads, head_dim): embed -> fsdp, heads -> (tensor = 1)
+  assert qkv.sharding.spec == P(mesh_lib.FSDP, None, None, None)
   for name, x in (("params", qkv), ("mu", None), ("nu", None)):
     if x is None:
       adam = [s for s in state["opt_state"] if hasattr(s, "mu")][0]
       x = getattr(adam, name)["blocks"][0]["attn"]["qkv"]["kernel"]
-    assert x.sharding.spec == P(mesh_lib.FSDP, None), name
-    assert {s.data.shape for s in x.addressable_shards} == {(32 // 8, 96)}, name
+    assert x.sharding.spec == P(mesh_lib.FSDP, None, None, None), name
+    assert {s.data.shape for s in x.addressable_shards} == {(32 // 8, 3, 8, 4)}, name
     assert len({s.device for s in x.addressable_shards}) == 8
   # The norms' scales are small and named `norm`: replicated.
   assert state["params"]["final_norm"]["scale"].sharding.is_fully_replicated
@@ -126,13 +128,13 @@ def test_tensor_splits_the_matmuls_megatron_style(first_steps):
   params = first_steps["tensor"]["state"]["params"]
   block = params["blocks"][0]
   t = mesh_lib.TENSOR
-  assert block["attn"]["qkv"]["kernel"].sharding.spec == P(None, t)  # columns
+  assert block["attn"]["qkv"]["kernel"].sharding.spec == P(None, None, t, None)  # heads
   assert block["attn"]["out"]["kernel"].sharding.spec == P(t, None)  # rows
-  assert block["mlp"]["up"]["kernel"].sharding.spec == P(None, t)
+  assert block["mlp"]["up"]["kernel"].sharding.spec == P(None, None, t)  # (embed, gate/value, mlp)
   assert block["mlp"]["down"]["kernel"].sharding.spec == P(t, None)
   assert params["embed"]["embedding"].sharding.spec == P(t, None)  # vocab
   mixed = first_steps["mixed"]["state"]["params"]["blocks"][0]["mlp"]["up"]["kernel"]
-  assert mixed.sharding.spec == P(mesh_lib.FSDP, t)
+  assert mixed.sharding.spec == P(mesh_lib.FSDP, None, t)
   # Each device keeps whole heads and whole SwiGLU gate/value pairs: the step's only
   # collectives are all-reduces (and the tiny gathers of the accuracy's argmax over the
   # vocabulary), never a reshuffle of activations between the matmuls.
