@@ -59,6 +59,7 @@ def main() -> None:
   parser.add_argument("--config", default="configs/gpt.py:quick")
   parser.add_argument("--order", default="1,auto", help="--parallel values, in run order")
   parser.add_argument("--extra", action="append", default=[], help="more flags for both")
+  parser.add_argument("--keep", action="store_true", help="keep the workdirs (path printed)")
   args = parser.parse_args()
   base = tempfile.mkdtemp(prefix="flopsfit-sweep-packing-")
   planned = os.path.join(base, "planned")
@@ -75,7 +76,10 @@ def main() -> None:
     summary = json.load(open(os.path.join(workdir, "sweep_summary.json")))
     summaries[parallel] = {**summary, "process_seconds": seconds}
   _print_table(summaries)
-  shutil.rmtree(base, ignore_errors=True)
+  if args.keep:
+    print(f"\nworkdirs kept under {base}")
+  else:
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _print_table(summaries: dict) -> None:
