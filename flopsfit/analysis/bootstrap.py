@@ -2,7 +2,9 @@
 
 Runs are drawn with replacement (as many as there are), by default within each budget so every
 resample keeps the IsoFLOP design (`bootstrap_by_budget`); a resample enters every fit as integer
-run weights. Approaches 1 and 2 are refitted exactly, vectorised over resamples. Approach 3 is
+run weights. Points that share a training run (the cooldown design's branches of one trunk) share
+its noise, so they are drawn together: trunks with replacement, each with all its branches
+(`lineage_counts`; a trunk spans budgets, so these draws are not stratified by budget). Approaches 1 and 2 are refitted exactly, vectorised over resamples. Approach 3 is
 refitted on every resample by one batched L-BFGS (`approach3.fit_weighted`) from four starts: the
 full-data optimum and the endpoints of the three next-best distinct basins of the full-data grid
 search (a resample can move the optimum to another basin); the lowest of the four is kept.
@@ -34,6 +36,16 @@ def counts(table: RunTable, samples: int, seed: int, by_budget: bool) -> np.ndar
         members.size, np.full(members.size, 1.0 / members.size), size=samples
       )
   return out
+
+
+def lineage_counts(table: RunTable, samples: int, seed: int) -> np.ndarray:
+  """[samples, R] bootstrap counts that draw training runs (trunks) with replacement, as many as
+  there are: a trunk drawn k times gives each of its points weight k."""
+  rng = np.random.default_rng(seed)
+  lineage = table.lineages()
+  units = int(lineage.max()) + 1
+  draws = rng.multinomial(units, np.full(units, 1.0 / units), size=samples)
+  return draws[:, lineage].astype(np.int64)
 
 
 def refit(

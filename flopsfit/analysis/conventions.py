@@ -57,7 +57,8 @@ def run_of_result(
   result: Any, flops: str = DEFAULT_FLOPS, params: str = DEFAULT_PARAMS
 ) -> dict[str, Any] | str:
   """One run of a result.json as numbers: run_id, N, D, C, loss, budget in the conventions
-  `flops` (C) and `params` (N); or, when it cannot be fitted, the reason as a string."""
+  `flops` (C) and `params` (N), and `lineage` (a cooldown branch's trunk, else None); or, when
+  it cannot be fitted, the reason as a string."""
   if not isinstance(result, dict):
     return "result.json is not a JSON object"
   if (result.get("cooldown") or {}).get("role") == "trunk":
@@ -82,4 +83,9 @@ def run_of_result(
       return f"{what} is {value!r}, not a finite number"
     if name != "loss" and value <= 0:
       return f"{name} is {value!r}, not positive"
-  return {"run_id": result.get("run_id"), **{k: float(v) for k, v in values.items()}}
+  trunk = (result.get("cooldown") or {}).get("trunk")
+  return {
+    "run_id": result.get("run_id"),
+    **{k: float(v) for k, v in values.items()},
+    "lineage": str(trunk) if trunk else None,
+  }

@@ -167,14 +167,25 @@ def _bootstrap(
     if options.bootstrap_by_budget is None
     else options.bootstrap_by_budget
   )
-  replicas = noise.has_replicas(table)
+  trunks, replicas = table.has_shared_lineages(), noise.has_replicas(table)
+  if trunks:
+    by_budget = False  # a trunk's branches span budgets
   if options.bootstrap_samples >= 2 and fits:
-    draw = noise.cluster_counts if replicas else bootstrap.counts
-    counts = draw(table, options.bootstrap_samples, options.seed, by_budget)
+    samples, seed = options.bootstrap_samples, options.seed
+    if trunks:
+      counts = bootstrap.lineage_counts(table, samples, seed)
+    elif replicas:
+      counts = noise.cluster_counts(table, samples, seed, by_budget)
+    else:
+      counts = bootstrap.counts(table, samples, seed, by_budget)
     boot = bootstrap.refit(table, counts, fits, options.huber_delta)
   section = {
     "samples": options.bootstrap_samples,
-    "unit": "shape with its seeds" if replicas else "run",
+    "unit": "trunk with its branches"
+    if trunks
+    else "shape with its seeds"
+    if replicas
+    else "run",
     "by_budget": by_budget,
     "seed": options.seed,
     "interval": options.interval,

@@ -31,6 +31,9 @@ class RunTable:
   excluded: list[dict[str, str]]  # {"run_id", "reason"} for every run left out
   conventions: dict[str, str]  # "flops", "params", "data": what C, N, D are
   source: dict[str, Any]  # "kind" (workdir | csv), "path", counts
+  # [R] str: the training run each point comes from (a cooldown branch: its trunk), or None
+  # when every point is a run of its own
+  lineage: np.ndarray | None = None
 
   @property
   def size(self) -> int:
@@ -63,6 +66,15 @@ class RunTable:
       np.all(np.abs(self.C / (6.0 * self.N * self.D) - 1.0) <= _SIX_ND_RTOL)
     )
 
+  def lineages(self) -> np.ndarray:
+    """[R] int index of each point's training run: points branched from one trunk share one."""
+    keys = self.run_id if self.lineage is None else self.lineage
+    return np.unique(np.asarray(keys, dtype=str), return_inverse=True)[1].reshape(-1)
+
+  def has_shared_lineages(self) -> bool:
+    """True when some training run gave several points (the cooldown design)."""
+    return self.size > 0 and np.bincount(self.lineages()).max() > 1
+
   def subset(self, mask: np.ndarray) -> "RunTable":
     """The runs where `mask`; groups renumbered, empty groups dropped."""
     kept_groups, group = np.unique(self.group[mask], return_inverse=True)
@@ -75,6 +87,7 @@ class RunTable:
       loss=self.loss[mask],
       group=group.astype(np.int64),
       budgets=self.budgets[kept_groups],
+      lineage=None if self.lineage is None else self.lineage[mask],
     )
 
 
@@ -124,6 +137,7 @@ def _build(
     excluded=excluded,
     conventions=conventions,
     source=source,
+    lineage=np.array([r.get("lineage") or r["run_id"] for r in rows], dtype=object),
   )
 
 

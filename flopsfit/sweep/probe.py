@@ -22,7 +22,8 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
 
   The smallest and largest runs are timed; step time between them follows a power of the
   FLOPs per step (small shapes use the machine less well, so time grows slower than FLOPs),
-  and each run adds the probe's compile time.
+  and each run adds the probe's compile time. A run is priced at the steps it trains itself (a
+  cooldown branch: its cooldown; its trunk trains the rest).
   """
   machine = layout_lib.this_machine(jax.devices()[0].platform, jax.local_device_count())
   packed = []
@@ -66,7 +67,8 @@ def _per_run(points: list[tuple[float, float, float]], runs: list[dict]) -> dict
     exponent = math.log(seconds_1 / seconds_0) / math.log(flops_1 / flops_0)
   compile_s = max(p[2] for p in points)
   seconds = {
-    r["run_id"]: r["steps"] * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent + compile_s
+    r["run_id"]: _trained_steps(r) * seconds_0 * (r["flops_per_step"] / flops_0) ** exponent
+    + compile_s
     for r in runs
   }
   return {
@@ -75,6 +77,12 @@ def _per_run(points: list[tuple[float, float, float]], runs: list[dict]) -> dict
     "step_seconds_exponent": exponent,
     "compile_seconds": compile_s,
   }
+
+
+def _trained_steps(run: dict) -> int:
+  """The steps `run` trains itself: a cooldown branch starts from its trunk's checkpoint."""
+  cooldown = run.get("cooldown") or {}
+  return cooldown["cooldown_steps"] if cooldown.get("role") == "branch" else run["steps"]
 
 
 def step_points(config, plugins, runs: list[dict], example, mesh) -> list[tuple]:

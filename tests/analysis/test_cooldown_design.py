@@ -1,6 +1,7 @@
 """The cooldown design's points, drawn from a known law, go through the workdir analysis path
 (trunks left out, branches grouped by their IsoFLOP budgets) and give the law back."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -31,20 +32,25 @@ def _write(workdir: str, run_id: str, n: float, d: float, budget: float, loss: f
   )
 
 
-def write_cooldown_workdir(workdir: str, noise: float = 0.004, seed: int = 0) -> int:
+def write_cooldown_workdir(
+  workdir: str, noise: float = 0.004, seed: int = 0, trunk_noise: float = 0.0
+) -> int:
   """One trunk per shape (N log-spaced over the budgets' optima), a branch at every budget where
-  the shape trains on 1/6 to 6 times its compute-optimal D: the planner's design."""
+  the shape trains on 1/6 to 6 times its compute-optimal D: the planner's design. Each trunk's
+  branches share a log-normal offset of scale `trunk_noise` (the trunk's luck), on top of their
+  own noise."""
   rng = np.random.default_rng(seed)
   optima = LAW.n_opt(np.asarray(BUDGETS))
   points = 0
   for n in np.geomspace(optima[0] / 6, optima[-1] * 6, 12):
     trunk = f"trunk-n{n:.0f}-s0"
+    luck = np.exp(trunk_noise * rng.standard_normal())
     steps = []
     for budget, n_opt in zip(BUDGETS, optima):
       if not 1 / 6 <= n / n_opt <= 6:
         continue
       d = budget / (6 * n)
-      loss = LAW.loss(n, d) * np.exp(noise * rng.standard_normal())
+      loss = LAW.loss(n, d) * luck * np.exp(noise * rng.standard_normal())
       steps.append(len(steps) * 100 + 80)
       role = {"role": "branch", "trunk": trunk, "branch_step": steps[-1], "cooldown_steps": 20}
       _write(workdir, f"c{budget:.3g}-n{n:.0f}-s0", n, d, budget, loss, role)
@@ -58,7 +64,7 @@ def write_cooldown_workdir(workdir: str, noise: float = 0.004, seed: int = 0) ->
 def test_cooldown_points_recover_the_law(tmp_path):
   workdir = str(tmp_path / "workdir")
   points = write_cooldown_workdir(workdir)
-  out = pipeline.analyze_workdir(workdir, AnalysisOptions(bootstrap_samples=20), write=False)
+  out = pipeline.analyze_workdir(workdir, AnalysisOptions(bootstrap_samples=64), write=False)
   assert len(out["runs"]) == points, "every branch is a point"
   trunks = [e for e in out["excluded_runs"] if e["run_id"].startswith("trunk-")]
   assert len(trunks) == 12 and "trunk of the cooldown design" in trunks[0]["reason"]

@@ -116,3 +116,20 @@ def test_a_branch_waits_for_its_trunk_and_fails_with_a_failed_trunk(tmp_path):
   workdir_lib.write_json_atomic(path, {"status": "completed"})
   assert runner._trunk_problem(workdir, branch, "sweep-1") is None
   assert runner._trunk_problem(workdir, _runs()[3], "sweep-1") is None  # not a branch
+
+
+def test_the_time_estimate_prices_a_branch_at_its_cooldown_steps():
+  from flopsfit.sweep import probe
+
+  runs = [
+    {"run_id": "trunk", "steps": 100, "flops_per_step": 1e6, "cooldown": {"role": "trunk"}},
+    {
+      "run_id": "branch",
+      "steps": 100,
+      "flops_per_step": 1e6,
+      "cooldown": {"role": "branch", "cooldown_steps": 20},
+    },
+    {"run_id": "isoflop", "steps": 100, "flops_per_step": 1e6},
+  ]
+  seconds = probe._per_run([(1e6, 0.01, 2.0)], runs)["seconds"]  # 10 ms a step, 2 s compile
+  assert seconds == pytest.approx({"trunk": 3.0, "branch": 2.2, "isoflop": 3.0})
