@@ -4,9 +4,10 @@ Runs are drawn with replacement (as many as there are), by default within each b
 resample keeps the IsoFLOP design (`bootstrap_by_budget`); a resample enters every fit as integer
 run weights. Points that share a training run (the cooldown design's branches of one trunk) share
 its noise, so they are drawn together: trunks with replacement, each with all its branches
-(`lineage_counts`; a trunk spans budgets, so these draws are not stratified by budget). Approaches 1 and 2 are refitted exactly, vectorised over resamples. Approach 3 is
-refitted on every resample by one batched L-BFGS (`approach3.fit_weighted`) from four starts: the
-full-data optimum and the endpoints of the three next-best distinct basins of the full-data grid
+(`lineage_counts`; a trunk spans budgets, so these draws are not stratified by budget).
+Approaches 1 and 2 are refitted exactly, vectorised over resamples. Approach 3 is refitted on
+every resample by one batched L-BFGS (`approach3.fit_weighted`) from four starts: the full-data
+optimum and the endpoints of the three next-best distinct basins of the full-data grid
 search (a resample can move the optimum to another basin); the lowest of the four is kept.
 Intervals are central quantiles over the resamples whose fit succeeded; "failed" counts the rest
 (e.g. a resample in which fewer than 2 Approach 2 budgets have an interior minimum).

@@ -181,11 +181,7 @@ def _bootstrap(
     boot = bootstrap.refit(table, counts, fits, options.huber_delta)
   section = {
     "samples": options.bootstrap_samples,
-    "unit": "trunk with its branches"
-    if trunks
-    else "shape with its seeds"
-    if replicas
-    else "run",
+    "unit": "trunk with its branches" if trunks else "shape with its seeds" if replicas else "run",
     "by_budget": by_budget,
     "seed": options.seed,
     "interval": options.interval,

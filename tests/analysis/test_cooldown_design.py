@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flopsfit import workdir as workdir_lib
-from flopsfit.analysis import pipeline
+from flopsfit.analysis import bootstrap, pipeline, results
 from flopsfit.analysis.options import AnalysisOptions
 from tests.analysis import synthetic
 
@@ -75,3 +75,38 @@ def test_cooldown_points_recover_the_law(tmp_path):
   assert params["E"]["lo"] <= LAW.E <= params["E"]["hi"]
   assert out["approach2"]["N_opt"]["exponent"]["value"] == pytest.approx(LAW.a, abs=0.05)
   assert all(b["num_runs"] >= 5 for b in out["budgets"]), "several shapes per budget"
+  assert out["bootstrap"]["unit"] == "trunk with its branches"
+
+
+def test_the_bootstrap_draws_a_trunk_with_all_its_branches(tmp_path):
+  """Branches of one trunk share its noise: every resample weighs them alike, and it draws as
+  many trunks as there are."""
+  workdir = str(tmp_path / "workdir")
+  write_cooldown_workdir(workdir)
+  table = results.load_workdir(workdir, AnalysisOptions())
+  counts = bootstrap.lineage_counts(table, samples=300, seed=0)
+  lineage = table.lineages()
+  assert lineage.max() + 1 == 12 and table.has_shared_lineages()
+  first = np.array([np.flatnonzero(lineage == t)[0] for t in range(12)])
+  for t in range(12):
+    assert np.all(counts[:, lineage == t] == counts[:, [first[t]]])
+  assert np.all(counts[:, first].sum(axis=1) == 12)
+  assert np.mean(counts[:, first] == 0) == pytest.approx((11 / 12) ** 12, abs=0.03)
+
+
+def test_a_trunks_shared_noise_widens_the_intervals(tmp_path):
+  """With noise shared by a trunk's branches, drawing runs one by one would treat them as
+  independent evidence; drawing trunks gives wider intervals on the same points."""
+  workdir = str(tmp_path / "workdir")
+  write_cooldown_workdir(workdir, noise=0.001, trunk_noise=0.02)
+  options = AnalysisOptions(bootstrap_samples=64)
+  by_trunk = pipeline.analyze_workdir(workdir, options, write=False)
+  table = results.load_workdir(workdir, options)
+  by_run = pipeline.analyze_table(dataclasses.replace(table, lineage=None), options)
+  assert by_run["bootstrap"]["unit"] == "run"
+
+  def width(out):
+    e = out["approach3"]["params"]["E"]
+    return e["hi"] - e["lo"]
+
+  assert width(by_trunk) > 1.5 * width(by_run), (width(by_trunk), width(by_run))
