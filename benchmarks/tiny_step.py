@@ -5,9 +5,11 @@ processes.
   python benchmarks/tiny_step.py [--rounds=3] [--baseline=68a5798]
 
 The baseline is extracted from git (`git archive`) into a temporary directory and run with
-its own defaults; "now" runs this checkout after `cpu_flags.configure()`. Every variant runs
-once per round, in turn, so a busy moment on a shared machine hits all of them; the table
-gives each variant's median ms per step and its speedup over the baseline. About a minute.
+its own defaults; "now" runs this checkout as flopsfit trains (on both cores, and on one core
+as a packed sweep's worker: pinned, Eigen single-threaded), and with the experimental flags of
+`cpu_flags.configure()` on top. Every variant runs once per round, in turn, so a busy moment on
+a shared machine hits all of them; the table gives each variant's median ms per step and its
+speedup over the baseline. About a minute per round.
 """
 
 import argparse
@@ -31,6 +33,8 @@ def child(configure: bool, one_core: bool) -> dict:
     import cpu_flags  # benchmarks/cpu_flags.py, beside this script
 
     cpu_flags.configure()
+  elif one_core:  # what a packed sweep's one-core worker sets (flopsfit/sweep/workers.py)
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
   import jax
   import numpy as np
   from default_optim import default_optim
@@ -109,8 +113,10 @@ def main():
     subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
     variants = {
       f"before ({args.baseline}), 2 cores": (baseline, False, False),
-      "now, 2 cores": (REPO, True, False),
-      "now, 1 core (per packed worker)": (REPO, True, True),
+      "now, 2 cores, as flopsfit trains": (REPO, False, False),
+      "now, 1 core, as a packed worker": (REPO, False, True),
+      "now + cpu_flags, 2 cores": (REPO, True, False),
+      "now + cpu_flags, 1 core": (REPO, True, True),
     }
     results = {name: [] for name in variants}
     for _ in range(args.rounds):
