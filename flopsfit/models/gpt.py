@@ -32,6 +32,19 @@ def _axes(*names: str) -> dict:
   return {"out_sharding": names, "eager_sharding": False}
 
 
+def _linear(d_in: int, d_out: int, init, dtype, rngs: nnx.Rngs, axes: tuple) -> nnx.Linear:
+  """A bias-free projection whose kernel names its logical `axes`."""
+  return nnx.Linear(
+    d_in,
+    d_out,
+    use_bias=False,
+    kernel_init=init,
+    dtype=dtype,
+    rngs=rngs,
+    kernel_metadata=_axes(*axes),
+  )
+
+
 def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
   """Applies rotary position embeddings (half-split layout) along T."""
   _, t, _, k = x_BxTxHxK.shape
@@ -65,15 +78,7 @@ class Attention(nnx.Module):
       rngs=rngs,
       kernel_metadata=_axes("embed", None, "heads", None),
     )
-    self.out = nnx.Linear(
-      d_model,
-      d_model,
-      use_bias=False,
-      kernel_init=init,
-      dtype=dtype,
-      rngs=rngs,
-      kernel_metadata=_axes("heads", "embed"),
-    )
+    self.out = _linear(d_model, d_model, init, dtype, rngs, ("heads", "embed"))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     b, t, d = x_BxTxD.shape
@@ -105,24 +110,8 @@ class Mlp(nnx.Module):
         kernel_metadata=_axes("embed", None, "mlp"),
       )
     else:
-      self.up = nnx.Linear(
-        d_model,
-        hidden,
-        use_bias=False,
-        kernel_init=init_in,
-        dtype=dtype,
-        rngs=rngs,
-        kernel_metadata=_axes("embed", "mlp"),
-      )
-    self.down = nnx.Linear(
-      hidden,
-      d_model,
-      use_bias=False,
-      kernel_init=init_out,
-      dtype=dtype,
-      rngs=rngs,
-      kernel_metadata=_axes("mlp", "embed"),
-    )
+      self.up = _linear(d_model, hidden, init_in, dtype, rngs, ("embed", "mlp"))
+    self.down = _linear(hidden, d_model, init_out, dtype, rngs, ("mlp", "embed"))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     if self.kind == "swiglu":
@@ -210,18 +199,11 @@ class GPT(nnx.Module):
     self.final_norm = nnx.RMSNorm(
       d_model, dtype=compute_dtype, rngs=rngs, scale_metadata=_axes("norm")
     )
+    head_init = nnx.initializers.normal(1.0 / math.sqrt(d_model))
     self.head = (
       None
       if tied_embeddings
-      else nnx.Linear(
-        d_model,
-        vocab_size,
-        use_bias=False,
-        dtype=compute_dtype,
-        rngs=rngs,
-        kernel_init=nnx.initializers.normal(1.0 / math.sqrt(d_model)),
-        kernel_metadata=_axes("embed", "vocab"),
-      )
+      else _linear(d_model, vocab_size, head_init, compute_dtype, rngs, ("embed", "vocab"))
     )
     self.d_model, self.compute_dtype = d_model, compute_dtype
     self.embed_dropout = nnx.Dropout(dropout)
