@@ -145,7 +145,11 @@ def test_run_killed_data_parallel_resumes_under_fsdp(setup, tmp_path):
   assert result["final_eval_loss"] == pytest.approx(reference["final_eval_loss"], rel=1e-5)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+  "signum",
+  # SIGINT goes through the same handler as SIGTERM (checkpoints.StopSignals): slow only.
+  [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+)
 def test_stop_signal_saves_a_checkpoint_and_exits_resumable(setup, tmp_path, signum):
   workdir = str(tmp_path / "run")
   proc = _train(setup["config"], workdir, "--single", cache=setup["cache"], popen=True)

@@ -152,6 +152,7 @@ def test_batch_rule_is_fixed_within_a_budget_and_grows_across():
     rule({"width": 3}, 1e12)
 
 
+@pytest.mark.slow  # tests/sweep/test_packing.py runs a shard process beside packed workers
 def test_two_processes_split_a_sweep_and_train_each_run_once(sweep_config, tmp_path):
   """Two shard processes started together on one workdir: every run trained exactly once."""
   config_path = write_config_file(tmp_path / "config.py", sweep_config)
