@@ -1,8 +1,8 @@
 """The IsoFLOP design against the cooldown design at equal total FLOPs, on the synthetic language.
 
-Run:  nice -n 5 python benchmarks/sweep_design.py                 (tiny GPTs, seq 32, budgets
-                                                                   3e9 to 1e11: about 12 minutes
-                                                                   on 2 busy CPU cores)
+Run:  python benchmarks/sweep_design.py                          (tiny GPTs, seq 32, budgets
+                                                                   3e9 to 1e11: about 5 minutes
+                                                                   on 2 quiet CPU cores)
       python benchmarks/sweep_design.py --budgets=3e9,1e10,3e10 --workdir=/tmp/designs  (faster)
 
 Both designs are planned from the same config (configs/gpt.py with tiny sizes). The cooldown
