@@ -4,6 +4,7 @@ Run:  python benchmarks/sweep_design.py                          (tiny GPTs, seq
                                                                    3e9 to 1e11: about 5 minutes
                                                                    on 2 quiet CPU cores)
       python benchmarks/sweep_design.py --budgets=3e9,1e10,3e10 --workdir=/tmp/designs  (faster)
+      python benchmarks/sweep_design.py --seeds=0,1   (every shape twice: noise, ~11 minutes)
 
 Both designs are planned from the same config (configs/gpt.py with tiny sizes). The cooldown
 design's budgets are then scaled by one factor so that it spends the IsoFLOP design's total
@@ -28,7 +29,7 @@ from flopsfit.analysis.options import AnalysisOptions  # noqa: E402
 from flopsfit.sweep import planner, runner  # noqa: E402
 
 
-def tiny_config(workdir: str, budgets: tuple, design: str):
+def tiny_config(workdir: str, budgets: tuple, design: str, seeds: tuple = (0,)):
   spec = importlib.util.spec_from_file_location("gpt", os.path.join(ROOT, "configs", "gpt.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -45,6 +46,7 @@ def tiny_config(workdir: str, budgets: tuple, design: str):
   config.sweep.min_steps = 50
   config.sweep.probe = False
   config.sweep.design = design
+  config.sweep.seeds = seeds
   config.sweep.cooldown_fraction = 0.2
   config.hparams.kwargs.batch_size = 16
   config.checkpoint.every_seconds = 0.0
@@ -103,19 +105,28 @@ def main() -> None:
   parser.add_argument("--workdir", default="")
   parser.add_argument("--parallel", default="auto")
   parser.add_argument("--bootstrap_samples", type=int, default=200)
+  parser.add_argument("--seeds", default="0", help="sweep.seeds of both designs, e.g. 0,1")
   args = parser.parse_args()
   budgets = tuple(float(b) for b in args.budgets.split(","))
+  seeds = tuple(int(s) for s in args.seeds.split(","))
   if args.workdir and os.path.exists(args.workdir) and os.listdir(args.workdir):
     sys.exit(f"--workdir: {args.workdir} is not empty; the designs must be planned afresh")
   root = args.workdir or tempfile.mkdtemp(prefix="sweep-design-")
-  iso = tiny_config(os.path.join(root, "isoflop"), budgets, "isoflop")
+  iso = tiny_config(os.path.join(root, "isoflop"), budgets, "isoflop", seeds)
   rows = [run_design(iso, args.parallel, args.bootstrap_samples)]
-  probe = tiny_config(os.path.join(root, "cooldown-probe"), budgets, "cooldown")
+  probe = tiny_config(os.path.join(root, "cooldown-probe"), budgets, "cooldown", seeds)
   scale = rows[0]["flops"] / planner.plan_sweep(probe, probe=False)["design"]["total_flops"]
   scaled = tuple(float(f"{b * scale:.3g}") for b in budgets)
-  cool = tiny_config(os.path.join(root, "cooldown"), scaled, "cooldown")
+  cool = tiny_config(os.path.join(root, "cooldown"), scaled, "cooldown", seeds)
   rows.append(run_design(cool, args.parallel, args.bootstrap_samples))
   print(table(rows))
+  for r in rows:
+    noise, boot = r["laws"].get("noise"), r["laws"]["bootstrap"]
+    if noise:
+      print(
+        f"{r['design']}: run-to-run noise std {noise['pooled_std']:.3g} nats "
+        f"({noise['dof']} dof); bootstrap unit: {boot['unit']}"
+      )
   print(f"workdirs under {root}; cooldown budgets scaled by {scale:.3g} to equal total FLOPs")
 
 
