@@ -79,10 +79,12 @@ def _per_run(points: list[tuple[float, float, float]], runs: list[dict]) -> dict
   }
 
 
-def _trained_steps(run: dict) -> int:
-  """The steps `run` trains itself: a cooldown branch starts from its trunk's checkpoint."""
-  cooldown = run.get("cooldown") or {}
-  return cooldown["cooldown_steps"] if cooldown.get("role") == "branch" else run["steps"]
+def _trained_steps(run: dict) -> float:
+  """The steps `run` trains itself, from the plan's `train_flops` (a cooldown branch: its
+  cooldown, since it starts from its trunk's checkpoint); an IsoFLOP run: all its steps."""
+  if "train_flops" in run:
+    return run["train_flops"] / run["flops_per_step"]
+  return run["steps"]
 
 
 def step_points(config, plugins, runs: list[dict], example, mesh) -> list[tuple]:

@@ -121,12 +121,13 @@ def test_a_branch_waits_for_its_trunk_and_fails_with_a_failed_trunk(tmp_path):
 def test_the_time_estimate_prices_a_branch_at_its_cooldown_steps():
   from flopsfit.sweep import probe
 
-  runs = [
-    {"run_id": "trunk", "steps": 100, "flops_per_step": 1e6, "cooldown": {"role": "trunk"}},
+  runs = [  # as the planner writes them (sweep/cooldown.py): train_flops is what a run trains
+    {"run_id": "trunk", "steps": 100, "flops_per_step": 1e6, "train_flops": 1e8},
     {
       "run_id": "branch",
       "steps": 100,
       "flops_per_step": 1e6,
+      "train_flops": 2e7,
       "cooldown": {"role": "branch", "cooldown_steps": 20},
     },
     {"run_id": "isoflop", "steps": 100, "flops_per_step": 1e6},
