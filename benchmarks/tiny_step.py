@@ -3,13 +3,17 @@ scanned call): the code before this change vs this checkout, side by side, in al
 processes.
 
   python benchmarks/tiny_step.py [--rounds=3] [--baseline=68a5798]
+  python benchmarks/tiny_step.py --baseline=2a48315 --shape=64x4 --packed  # another sweep shape,
+                                                      # both versions as one-core packed workers
 
 The baseline is extracted from git (`git archive`) into a temporary directory and run with
 its own defaults; "now" runs this checkout as flopsfit trains (on both cores, and on one core
 as a packed sweep's worker: pinned, Eigen single-threaded), and with the experimental flags of
-`cpu_flags.configure()` on top. Every variant runs once per round, in turn, so a busy moment on
-a shared machine hits all of them; the table gives each variant's median ms per step and its
-speedup over the baseline. About a minute per round.
+`cpu_flags.configure()` on top. `--shape=DxL` times another default-sweep shape (d_model x
+layers); `--packed` compares only the baseline and this checkout, each as a one-core packed
+worker (how a sweep on 2 cores trains). Every variant runs once per round, in turn, so a busy
+moment on a shared machine hits all of them; the table gives each variant's median ms per step
+and its speedup over the baseline. About a minute per round.
 """
 
 import argparse
@@ -22,10 +26,10 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-D_MODEL, N_LAYERS, SEQ, BATCH, VOCAB, STEPS_PER_CALL = 16, 1, 64, 16, 64, 20
+SEQ, BATCH, VOCAB, STEPS_PER_CALL = 64, 16, 64, 20
 
 
-def child(configure: bool, one_core: bool) -> dict:
+def child(configure: bool, one_core: bool, d_model: int, n_layers: int) -> dict:
   """Times the scanned step in this process; returns ms/step and the step's fusion count."""
   if one_core:
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -47,7 +51,7 @@ def child(configure: bool, one_core: bool) -> dict:
 
   optim = default_optim(learning_rate=1e-3)
   build = lambda: GPT(
-    vocab_size=VOCAB, d_model=D_MODEL, n_layers=N_LAYERS, head_dim=8, rngs=nnx.Rngs(0)
+    vocab_size=VOCAB, d_model=d_model, n_layers=n_layers, head_dim=8, rngs=nnx.Rngs(0)
   )
   tokens = np.random.default_rng(0).integers(0, VOCAB, (STEPS_PER_CALL, BATCH, SEQ), np.int32)
   mesh = mesh_lib.data_mesh(jax.devices()[:1])
@@ -68,12 +72,13 @@ def child(configure: bool, one_core: bool) -> dict:
     state, metrics = compiled.multi(state, batches, *count)
   jax.block_until_ready(metrics)
   best = float("inf")
+  calls = max(1, 5 * 16 // d_model)  # about as long a block at every shape
   for _ in range(5):
     start = time.perf_counter()
-    for _ in range(5):
+    for _ in range(calls):
       state, metrics = compiled.multi(state, batches, *count)
     jax.block_until_ready(metrics)
-    best = min(best, (time.perf_counter() - start) / (5 * STEPS_PER_CALL))
+    best = min(best, (time.perf_counter() - start) / (calls * STEPS_PER_CALL))
   return {
     "ms": 1e3 * best,
     "fusions": compiled.multi.as_text().count(" fusion("),
@@ -81,10 +86,10 @@ def child(configure: bool, one_core: bool) -> dict:
   }
 
 
-def run_variant(path: str, configure: bool, one_core: bool) -> dict:
+def run_variant(path: str, configure: bool, one_core: bool, shape: str) -> dict:
   env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
-  args = [sys.executable, os.path.abspath(__file__), "--child", "--path", path]
+  args = [sys.executable, os.path.abspath(__file__), "--child", "--path", path, "--shape", shape]
   args += ["--configure"] * configure + ["--one_core"] * one_core
   out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, cwd=path)
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -98,33 +103,47 @@ def main():
     default="68a5798",
     help="git ref to compare with (68a5798: the landed step moved into engine/)",
   )
+  parser.add_argument("--shape", default="16x1", help="d_model x n_layers, e.g. 64x4")
+  parser.add_argument(
+    "--packed", action="store_true", help="only baseline and now, each as a one-core worker"
+  )
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--path", default=REPO, help=argparse.SUPPRESS)
   parser.add_argument("--configure", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--one_core", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  try:
+    d_model, n_layers = (int(part) for part in args.shape.split("x"))
+  except ValueError:
+    parser.error(f"--shape: expected d_model x n_layers such as 64x4, got {args.shape!r}")
   if args.child:
-    print(json.dumps(child(args.configure, args.one_core)))
+    print(json.dumps(child(args.configure, args.one_core, d_model, n_layers)))
     return
   with tempfile.TemporaryDirectory(prefix="flopsfit-baseline-") as baseline:
     archive = subprocess.run(
       ["git", "-C", REPO, "archive", args.baseline, "flopsfit"], check=True, capture_output=True
     )
     subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
-    variants = {
-      f"before ({args.baseline}), 2 cores": (baseline, False, False),
-      "now, 2 cores, as flopsfit trains": (REPO, False, False),
-      "now, 1 core, as a packed worker": (REPO, False, True),
-      "now + cpu_flags, 2 cores": (REPO, True, False),
-      "now + cpu_flags, 1 core": (REPO, True, True),
-    }
+    if args.packed:
+      variants = {
+        f"before ({args.baseline}), 1 core": (baseline, False, True),
+        "now, 1 core, as a packed worker": (REPO, False, True),
+      }
+    else:
+      variants = {
+        f"before ({args.baseline}), 2 cores": (baseline, False, False),
+        "now, 2 cores, as flopsfit trains": (REPO, False, False),
+        "now, 1 core, as a packed worker": (REPO, False, True),
+        "now + cpu_flags, 2 cores": (REPO, True, False),
+        "now + cpu_flags, 1 core": (REPO, True, True),
+      }
     results = {name: [] for name in variants}
     for _ in range(args.rounds):
       for name, variant in variants.items():
-        results[name].append(run_variant(*variant))
+        results[name].append(run_variant(*variant, args.shape))
   base = statistics.median(r["ms"] for r in results[next(iter(variants))])
   print(
-    f"GPT d{D_MODEL}/L{N_LAYERS}, seq {SEQ}, batch {BATCH}, vocab {VOCAB}, {STEPS_PER_CALL} "
+    f"GPT d{d_model}/L{n_layers}, seq {SEQ}, batch {BATCH}, vocab {VOCAB}, {STEPS_PER_CALL} "
     f"steps per call; median of {args.rounds} rounds (each the best of 5 blocks)"
   )
   print(

@@ -23,7 +23,7 @@ from flax import nnx
 from flopsfit import xla_cost
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-ATTENTION_KERNELS = ("xla", "cudnn")  # `jax.nn.dot_product_attention` implementations
+ATTENTION_KERNELS = ("xla", "cudnn")  # `causal_attention`, or cuDNN's fused kernel
 
 
 def _axes(*names: str) -> dict:
@@ -58,9 +58,30 @@ def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
   return out.astype(x_BxTxHxK.dtype)
 
 
+def causal_attention(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, v_BxSxHxK: jax.Array):
+  """Causal softmax attention written out for XLA: scaled scores and softmax in float32, then
+  the weighted sum of values. The same math and FLOPs as `jax.nn.dot_product_attention`'s XLA
+  implementation, whose compiled train step is 10-20% slower on CPU (its grouped-query vmap
+  and full-size mask reshape the softmax's gradient; docs/performance-step.md)."""
+  t, head_dim = q_BxTxHxK.shape[1], q_BxTxHxK.shape[-1]
+  # bfloat16 inputs: float32 accumulation, with the algorithm named as jax's own attention does.
+  bf16 = q_BxTxHxK.dtype == jnp.bfloat16
+  scores_BxHxTxS = jnp.einsum(
+    "bthk,bshk->bhts",
+    q_BxTxHxK,
+    k_BxSxHxK,
+    precision=jax.lax.DotAlgorithmPreset.BF16_BF16_F32 if bf16 else None,
+    preferred_element_type=jnp.float32,
+  ) * (1.0 / math.sqrt(head_dim))
+  causal_TxS = jnp.tril(jnp.ones((t, k_BxSxHxK.shape[1]), bool))
+  scores_BxHxTxS = jnp.where(causal_TxS, scores_BxHxTxS, jnp.finfo(jnp.float32).min)
+  probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+  return jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxSxHxK)
+
+
 class Attention(nnx.Module):
-  """Multi-head causal self-attention through `jax.nn.dot_product_attention`: XLA's
-  implementation, or cuDNN's fused kernel on NVIDIA GPUs (`kernel="cudnn"`)."""
+  """Multi-head causal self-attention: `causal_attention` compiled by XLA (`kernel="xla"`), or
+  cuDNN's fused kernel through `jax.nn.dot_product_attention` on NVIDIA GPUs (`"cudnn"`)."""
 
   def __init__(self, d_model: int, n_heads: int, dtype, rngs: nnx.Rngs, kernel: str = "xla"):
     self.kernel = kernel
@@ -84,9 +105,12 @@ class Attention(nnx.Module):
     b, t, d = x_BxTxD.shape
     qkv_BxTx3xHxK = self.qkv(x_BxTxD)
     q, k, v = (part[:, :, 0] for part in jnp.split(qkv_BxTx3xHxK, 3, axis=2))
-    y_BxTxHxK = jax.nn.dot_product_attention(
-      rotary(q), rotary(k), v, is_causal=True, implementation=self.kernel
-    )
+    if self.kernel == "cudnn":
+      y_BxTxHxK = jax.nn.dot_product_attention(
+        rotary(q), rotary(k), v, is_causal=True, implementation="cudnn"
+      )
+    else:
+      y_BxTxHxK = causal_attention(rotary(q), rotary(k), v)
     return self.out(y_BxTxHxK.reshape(b, t, d))
 
 
@@ -226,16 +250,13 @@ class GPT(nnx.Module):
     return 4.0 * len(self.blocks) * seq_len * self.d_model
 
   def custom_call_flops(self, batch_shapes: dict) -> float:
-    """FLOPs of the fused attention kernels of one train step: XLA's count of its own
-    attention on the same shapes, forward and backward, once per layer."""
+    """FLOPs of the fused attention kernels of one train step: XLA's count of
+    `causal_attention` on the same shapes, forward and backward, once per layer."""
     b, t = batch_shapes["tokens"].shape
     qkv = jax.ShapeDtypeStruct((b, t, self.n_heads, self.head_dim), self.compute_dtype)
 
     def forward_backward(q, k, v, dy):
-      attend = lambda q, k, v: jax.nn.dot_product_attention(
-        q, k, v, is_causal=True, implementation="xla"
-      )
-      y, vjp = jax.vjp(attend, q, k, v)
+      y, vjp = jax.vjp(causal_attention, q, k, v)
       return y, vjp(dy)
 
     per_layer = xla_cost.lowered_flops(jax.jit(forward_backward).lower(qkv, qkv, qkv, qkv))

@@ -181,7 +181,8 @@ def test_gpt_fused_attention_counts_the_flops_of_its_xla_attention(monkeypatch):
   """The GPT's `attention="cudnn"` (a custom call on GPUs) is counted as its XLA attention.
 
   cuDNN needs a GPU, so here the fused kernel is stood in for by the host-callback kernel,
-  which XLA cannot count either; benchmarks/attention_kernels.py checks the real one on a GPU.
+  which XLA cannot count either; `benchmarks/step_throughput.py --attention=cudnn` runs the
+  real one on a GPU (docs/performance-gpu.md).
   """
   plain = _gpt_step_flops("xla")
   xla_attention_fn = jax.nn.dot_product_attention
