@@ -65,7 +65,7 @@ def analyze_table(
   flops = _flop_model(table, warnings)
   out["flop_model"] = flops.to_json()
   fits = _fit_approaches(table, options.huber_delta, out, warnings)
-  boot, out["bootstrap"] = _bootstrap(table, options, fits)
+  boot, out["bootstrap"] = _bootstrap(table, options, fits, warnings)
 
   level = options.interval
   c_grid = predictions.grid_of_C(table, options.frontier_points)
@@ -158,7 +158,7 @@ def _fit_approaches(
 
 
 def _bootstrap(
-  table: results.RunTable, options: AnalysisOptions, fits: dict[str, Any]
+  table: results.RunTable, options: AnalysisOptions, fits: dict[str, Any], warnings: list[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """(per approach, its parameters on every resample; the output's `bootstrap` section)."""
   boot: dict[str, Any] = {}
@@ -169,7 +169,12 @@ def _bootstrap(
   )
   trunks, replicas = table.has_shared_lineages(), noise.has_replicas(table)
   if trunks:
-    by_budget = False  # a trunk's branches span budgets
+    if options.bootstrap_by_budget:
+      warnings.append(
+        "bootstrap_by_budget=True ignored: a trunk's branches span budgets, so the bootstrap "
+        "draws whole trunks with their branches over all budgets"
+      )
+    by_budget = False
   if options.bootstrap_samples >= 2 and fits:
     samples, seed = options.bootstrap_samples, options.seed
     if trunks:

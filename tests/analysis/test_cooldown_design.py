@@ -76,6 +76,18 @@ def test_cooldown_points_recover_the_law(tmp_path):
   assert out["approach2"]["N_opt"]["exponent"]["value"] == pytest.approx(LAW.a, abs=0.05)
   assert all(b["num_runs"] >= 5 for b in out["budgets"]), "several shapes per budget"
   assert out["bootstrap"]["unit"] == "trunk with its branches"
+  assert not any("bootstrap_by_budget" in w for w in out["warnings"])
+
+
+def test_asking_to_resample_within_budgets_is_answered_with_a_warning(tmp_path):
+  """A trunk's branches span budgets, so within-budget resampling cannot keep them together:
+  the request is not silently dropped."""
+  workdir = str(tmp_path / "workdir")
+  write_cooldown_workdir(workdir)
+  options = AnalysisOptions(bootstrap_samples=2, bootstrap_by_budget=True)
+  out = pipeline.analyze_workdir(workdir, options, write=False)
+  assert out["bootstrap"]["by_budget"] is False
+  assert any("bootstrap_by_budget=True ignored" in w for w in out["warnings"])
 
 
 def test_the_bootstrap_draws_a_trunk_with_all_its_branches(tmp_path):
