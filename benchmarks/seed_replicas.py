@@ -61,7 +61,7 @@ def child(d_model: int, n_layers: int, replicas: list[int], rounds: int, one_cor
       state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
       replica_step, shape = jax.vmap(step), (STEPS_PER_CALL, r, BATCH, SEQ)
     tokens = rng.integers(0, VOCAB, shape, dtype=np.int32)
-    calls = jax.jit(step_lib._calls(replica_step), donate_argnums=0)
+    calls = jax.jit(step_lib.steps_loop(replica_step), donate_argnums=0)
     start = time.perf_counter()
     compiled = calls.lower(state, {"tokens": tokens}, np.int32(STEPS_PER_CALL)).compile()
     programs[r] = (compiled, state, tokens, time.perf_counter() - start)

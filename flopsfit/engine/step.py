@@ -83,7 +83,7 @@ def make_eval_step(graphdef, loss_fn):
   return eval_step
 
 
-def _calls(step):
+def steps_loop(step):
   """`calls(state, batches, n) -> (state, metrics)`: the first `n` of the K stacked batches,
   one optimizer step each, in one loop (a dynamic trip count, so one executable serves full
   calls and a run's last, shorter one). Metrics of the K - n steps not taken are zeros."""
@@ -256,7 +256,7 @@ def compile_step(
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
     multi = (
       jax.jit(
-        _calls(step),
+        steps_loop(step),
         in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh, 1), replicated),
         out_shardings=(state_sharding, replicated),
         donate_argnums=0,
