@@ -66,9 +66,12 @@ def main(spec_path: str) -> int:
 def _probe(spec: dict) -> int:
   """The plan probe's step times on this worker's devices."""
   from flopsfit import plugins as plugins_lib
+  from flopsfit.engine import distributed
   from flopsfit.engine import mesh as mesh_lib
   from flopsfit.sweep import probe
 
+  # The workdir's cache: the probed runs' executables are the ones their training compiles.
+  distributed.enable_compilation_cache(spec["config"])
   plugins = plugins_lib.load(spec["config"])
   example = {k: v[None] for k, v in plugins.dataset.source("train")[0].items()}
   mesh = mesh_lib.data_mesh()

@@ -56,10 +56,13 @@ def test_probe_estimates_every_run_without_changing_the_plan(sweep_config):
   assert open(os.path.join(sweep_config.workdir, "sweep.json")).read() == text
 
 
-def test_probe_of_a_packed_sweep_times_a_worker_and_schedules_the_runs(sweep_config):
+def test_probe_of_a_packed_sweep_times_a_worker_and_schedules_the_runs(sweep_config, monkeypatch):
   """With two one-core workers the estimate is the greedy schedule's makespan: at least the
-  longest run, at most all runs one after another."""
+  longest run, at most all runs one after another. The probe's worker compiles into the
+  workdir's cache, where training the probed runs finds their executables."""
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)  # the tests' shared cache
   plan = planner.load_or_plan(sweep_config, probe=True, parallel="2")
+  assert os.listdir(workdir_lib.jax_cache_dir(sweep_config.workdir))
   estimate = plan["estimate"]
   seconds = estimate["seconds"]
   assert set(seconds) == {r["run_id"] for r in plan["runs"]} and estimate["workers"] == 2
