@@ -9,7 +9,8 @@ def next_token_cross_entropy(pad_id: int | None = None):
   """Mean cross-entropy of logits[:, t] against tokens[:, t+1], skipping padding.
 
   Padding is a target equal to `pad_id`, or a 0 in an optional `batch["mask"]` ([B, T]).
-  Metrics: accuracy, perplexity, and `weight` (predicted tokens, to average over batches).
+  Metrics: accuracy (the target's logit is the largest; a tie counts), perplexity, and
+  `weight` (predicted tokens, to average over batches).
   """
 
   def loss(outputs: dict, batch: dict):
