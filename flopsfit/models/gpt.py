@@ -61,7 +61,7 @@ def rotary(x_BxTxHxK: jax.Array) -> jax.Array:
 def causal_attention(q_BxTxHxK: jax.Array, k_BxSxHxK: jax.Array, v_BxSxHxK: jax.Array):
   """Causal softmax attention written out for XLA: scaled scores and softmax in float32, then
   the weighted sum of values. The same math and FLOPs as `jax.nn.dot_product_attention`'s XLA
-  implementation, whose compiled train step is 10-20% slower on CPU (its grouped-query vmap
+  implementation, whose compiled train step is about 10% slower on CPU (its grouped-query vmap
   and full-size mask reshape the softmax's gradient; docs/performance-step.md)."""
   t, head_dim = q_BxTxHxK.shape[1], q_BxTxHxK.shape[-1]
   # bfloat16 inputs: float32 accumulation, with the algorithm named as jax's own attention does.
