@@ -17,16 +17,17 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
 and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of
 16×64 tokens, packed as two one-core workers. Measured from a clean clone on a quiet machine
-(2026-11-27): 10 min 4 s for `pip install -e .` and the three stages; the sweep 574 s: plan
-65 s, compile 56 s (10%), train 424 s, eval 19 s; sweep efficiency 0.124 (sweep_summary.json).
+(2026-11-27, 04:16): 9 min 39 s for `pip install -e .` and the three stages; the sweep 549 s:
+plan 69 s, compile 47 s (8%), train 404 s, eval 18 s; sweep efficiency 0.155
+(sweep_summary.json).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.671, 2.516, 2.317 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
+2.668, 2.509, 2.310 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
-64-token windows (entropy rate 1.816): here it lands 4% above it. Measured, one seed:
-Approach 2 (all 3 budgets) gives N_opt ∝ C^0.79 [0.57, 1.15] and D_opt ∝ C^0.34 and predicts
-the held-out 1e12 budget's N_opt to +5.2%; Approach 3 gives E = 1.92 [0.001, 2.16],
-α = 0.36, β = 0.88, a = 0.71 [0.62, 0.95] and predicts the held-out budget's losses to 1.7%
-(mean). These tiny models want far more than 20 tokens per parameter (about 130 at 1e11, 55 at
+64-token windows (entropy rate 1.816): here it lands 3% below it. Measured, one seed:
+Approach 2 (all 3 budgets) gives N_opt ∝ C^0.79 [0.58, 1.17] and D_opt ∝ C^0.34 and predicts
+the held-out 1e12 budget's N_opt to +12.4%; Approach 3 gives E = 1.79 [0.15, 2.14],
+α = 0.30, β = 0.85, a = 0.77 [0.64, 0.98] and predicts the held-out budget's losses to 1.3%
+(mean). These tiny models want far more than 20 tokens per parameter (about 180 at 1e11, 65 at
 1e12), hence sweep.tokens_per_param = 150; with one seed and three budgets the intervals are
 wide (add sweep.budgets or sweep.seeds).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
