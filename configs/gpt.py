@@ -8,9 +8,9 @@ Quick:   --config=configs/gpt.py:quick      (budgets 3e10, 1e11 × 4 sizes, abou
                                              of it planning; both budgets with an interior
                                              minimum)
 Validate: python -m flopsfit.validate --config=configs/gpt.py --factor=3   (after analyze;
-                                             3 runs at 3e12, 6.4 min on 2 quiet cores: the
+                                             3 runs at 3e12, 6.9 min on 2 quiet cores: the
                                              valley's optimum inside the predicted interval,
-                                             its loss 6% below it: verdict failed, README)
+                                             its loss 3% below it: verdict failed, README)
 One run: python -m flopsfit.train --config=configs/gpt.py:size=small --single
 Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdirs/big
 
