@@ -86,7 +86,7 @@ def group_size(run: dict, runs: list[dict], units: int, eval_batch: int) -> int:
   """Devices for `run`: 1, or the smallest power of two that brings its work per device under
   twice the fair share (total / units); it must divide the batch sizes. Never fewer than its
   planned mesh needs (fsdp × tensor, sweep.json `mesh`)."""
-  fair_share = sum(_cost(r) for r in runs) / units
+  fair_share = sum(train_flops(r) for r in runs) / units
   needed = mesh_devices(run)
   if needed > units:
     raise ConfigError(
@@ -94,7 +94,7 @@ def group_size(run: dict, runs: list[dict], units: int, eval_batch: int) -> int:
       f"offers {units}; re-plan on it (plan --force) or set config.train.mesh"
     )
   size = 1
-  while size < units and _cost(run) / size > 2 * fair_share:
+  while size < units and train_flops(run) / size > 2 * fair_share:
     size *= 2
   size = min(size, units)
   while size > 1 and (run["batch_size"] % size or eval_batch % size):
@@ -108,9 +108,11 @@ def mesh_devices(run: dict) -> int:
   return int(mesh.get("fsdp", 1) or 1) * int(mesh.get("tensor", 1) or 1)
 
 
-def _cost(run: dict) -> float:
+def train_flops(run: dict) -> float:
+  """The FLOPs a run trains itself: a cooldown branch its cooldown (`train_flops`, it starts
+  from its trunk's checkpoint), any other run what it spends."""
   return float(run.get("train_flops") or run.get("spent_flops") or run["budget_flops"])
 
 
 def _largest_first(runs: list[dict]) -> list[dict]:
-  return sorted(runs, key=_cost, reverse=True)
+  return sorted(runs, key=train_flops, reverse=True)

@@ -80,11 +80,8 @@ def _per_run(points: list[tuple[float, float, float]], runs: list[dict]) -> dict
 
 
 def _trained_steps(run: dict) -> float:
-  """The steps `run` trains itself, from the plan's `train_flops` (a cooldown branch: its
-  cooldown, since it starts from its trunk's checkpoint); an IsoFLOP run: all its steps."""
-  if "train_flops" in run:
-    return run["train_flops"] / run["flops_per_step"]
-  return run["steps"]
+  """The steps `run` trains itself (`layout.train_flops`, the FLOPs packing orders runs by)."""
+  return layout_lib.train_flops(run) / run["flops_per_step"]
 
 
 def step_points(config, plugins, runs: list[dict], example, mesh) -> list[tuple]:

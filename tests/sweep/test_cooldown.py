@@ -130,7 +130,7 @@ def test_the_time_estimate_prices_a_branch_at_its_cooldown_steps():
       "train_flops": 2e7,
       "cooldown": {"role": "branch", "cooldown_steps": 20},
     },
-    {"run_id": "isoflop", "steps": 100, "flops_per_step": 1e6},
+    {"run_id": "isoflop", "steps": 100, "flops_per_step": 1e6, "spent_flops": 1e8},
   ]
   seconds = probe._per_run([(1e6, 0.01, 2.0)], runs)["seconds"]  # 10 ms a step, 2 s compile
   assert seconds == pytest.approx({"trunk": 3.0, "branch": 2.2, "isoflop": 3.0})
