@@ -105,12 +105,11 @@ class Attention(nnx.Module):
     b, t, d = x_BxTxD.shape
     qkv_BxTx3xHxK = self.qkv(x_BxTxD)
     q, k, v = (part[:, :, 0] for part in jnp.split(qkv_BxTx3xHxK, 3, axis=2))
+    q, k = rotary(q), rotary(k)
     if self.kernel == "cudnn":
-      y_BxTxHxK = jax.nn.dot_product_attention(
-        rotary(q), rotary(k), v, is_causal=True, implementation="cudnn"
-      )
+      y_BxTxHxK = jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
     else:
-      y_BxTxHxK = causal_attention(rotary(q), rotary(k), v)
+      y_BxTxHxK = causal_attention(q, k, v)
     return self.out(y_BxTxHxK.reshape(b, t, d))
 
 
