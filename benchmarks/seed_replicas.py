@@ -4,8 +4,9 @@
 
 For each default-sweep shape (GPT, seq 64, batch 16, vocab 64, head_dim 8; `DxL` = d_model x
 n_layers) and each replica count R, a child process stacks R independently initialised train
-states and times K = 20 optimizer steps per jitted call of `jax.vmap` of the engine's step
-(`engine/step.py` make_step, the same loop as a run's calls; R = 1 is that step without vmap).
+states and times K = 20 optimizer steps per call of the executable `train.vmap_seeds` trains
+with (`engine/step.py` compile_step with `replicas=R`: `jax.vmap` of the engine's step in a
+run's loop; R = 1 is a run's own executable, without vmap).
 It runs once on all cores and once pinned to one core (as a packed sweep's one-core worker,
 with Eigen single-threaded). The table gives ms per call, replica-steps per second, and the
 gain over R = 1 in the same setting: a gain of 1.6 at R = 2 means two seeds trained together
@@ -29,42 +30,46 @@ def child(d_model: int, n_layers: int, replicas: list[int], rounds: int, one_cor
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"  # as a one-core worker
   import jax
-  import jax.numpy as jnp
   import numpy as np
   from default_optim import default_optim
   from flax import nnx
 
   from flopsfit import losses
+  from flopsfit.engine import mesh as mesh_lib
   from flopsfit.engine import optim as optim_lib
   from flopsfit.engine import step as step_lib
   from flopsfit.models.gpt import GPT
 
   optim = default_optim(learning_rate=3e-3)
   loss_fn = losses.next_token_cross_entropy()
+  mesh = mesh_lib.data_mesh(jax.local_devices()[:1])
 
   def build(seed):
     return lambda: GPT(
       vocab_size=VOCAB, d_model=d_model, n_layers=n_layers, head_dim=HEAD_DIM, rngs=nnx.Rngs(seed)
     )
 
-  graphdef = nnx.graphdef(nnx.eval_shape(build(0)))
-  step = step_lib.make_step(graphdef, loss_fn, optim)
   tx = optim_lib.adamw_direction(optim)
+  example = {"tokens": np.zeros((1, SEQ), np.int32)}
   rng = np.random.default_rng(0)
-  rows = []
-  programs = {}
-  for r in replicas:
-    states = [step_lib.init_fn(build(s), tx)(10_000) for s in range(r)]
-    if r == 1:  # the engine's own step, no vmap
-      state, replica_step, shape = states[0], step, (STEPS_PER_CALL, BATCH, SEQ)
-    else:
-      state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-      replica_step, shape = jax.vmap(step), (STEPS_PER_CALL, r, BATCH, SEQ)
-    tokens = rng.integers(0, VOCAB, shape, dtype=np.int32)
-    calls = jax.jit(step_lib.steps_loop(replica_step), donate_argnums=0)
+  rows, programs = [], {}
+  for r in replicas:  # the executables `train.vmap_seeds` trains with (R = 1: a run's own)
     start = time.perf_counter()
-    compiled = calls.lower(state, {"tokens": tokens}, np.int32(STEPS_PER_CALL)).compile()
-    programs[r] = (compiled, state, tokens, time.perf_counter() - start)
+    compiled = step_lib.compile_step(
+      build(0), loss_fn, optim, mesh, example, BATCH, STEPS_PER_CALL, replicas=r
+    )
+    compile_s = time.perf_counter() - start
+    states = [
+      step_lib.placed_init(step_lib.init_fn(build(s), tx), compiled.state_sharding)(10_000)
+      for s in range(r)
+    ]
+    if r == 1:
+      state, shape = states[0], (STEPS_PER_CALL, BATCH, SEQ)
+    else:
+      state = step_lib.stack_states(states, compiled.state_sharding)
+      shape = (STEPS_PER_CALL, r, BATCH, SEQ)
+    tokens = rng.integers(0, VOCAB, shape, dtype=np.int32)
+    programs[r] = (compiled.multi, state, tokens, compile_s)
   best = {r: float("inf") for r in replicas}
   for _ in range(rounds):
     for r in replicas:  # in turn: a busy moment hits every R alike

@@ -126,6 +126,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # whose data-parallel step does not fit sweep.device_memory_bytes); `tensor` splits matmuls.
   config.train.mesh = ml_collections.ConfigDict(dict(fsdp=0, tensor=1))
   config.train.peak_flops = 0.0  # per device; 0: measured on CPU, device table on GPU/TPU
+  # With sweep.seeds of two or more: train a shape's seeds together, one vmapped step over
+  # their stacked states (docs/performance-sweep.md: on CPU this is slower than packing).
+  config.train.vmap_seeds = False
 
   config.checkpoint = ml_collections.ConfigDict()  # runs/<id>/checkpoints/
   config.checkpoint.every_seconds = 60.0  # 0: never by time

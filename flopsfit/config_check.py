@@ -57,6 +57,14 @@ REQUIRED_FOR_SWEEP = {
 }
 
 
+_MISSING = object()
+
+# Fields a config may leave out (their defaults apply), checked when present.
+OPTIONAL = {
+  "train.vmap_seeds": _BOOL,
+}
+
+
 def _has_type(value, expected: str) -> bool:
   if isinstance(value, bool):
     return expected == _BOOL
@@ -77,14 +85,18 @@ def check_fields(config, sweep: bool = False) -> None:
   `sweep`: the sweep section's fields are required too (planning and training a sweep).
   """
   required = {**REQUIRED, **(REQUIRED_FOR_SWEEP if sweep else {})}
-  for field, expected in required.items():
+  for field, expected in {**required, **OPTIONAL}.items():
     value = config
     for part in field.split("."):
-      if not hasattr(value, "keys") or part not in value:
-        raise ConfigError(
-          f"config.{field}: missing; expected {expected} (configs/gpt.py shows every field)"
-        )
-      value = value[part]
+      value = value[part] if hasattr(value, "keys") and part in value else _MISSING
+      if value is _MISSING:
+        break
+    if value is _MISSING and field in OPTIONAL:
+      continue
+    if value is _MISSING:
+      raise ConfigError(
+        f"config.{field}: missing; expected {expected} (configs/gpt.py shows every field)"
+      )
     if not _has_type(value, expected):
       raise ConfigError(
         f"config.{field}: expected {expected}, got {value!r} ({type(value).__name__})"

@@ -14,6 +14,7 @@ EXECUTION_FIELDS = (
   "train.mesh",
   "train.peak_flops",
   "train.steps_per_call",
+  "train.vmap_seeds",
   "analysis",
   "sweep.probe",
   "checkpoint",

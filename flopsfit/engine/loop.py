@@ -63,41 +63,49 @@ class TrainLoop:
     return self.elapsed_before + time.perf_counter() - self.start_time
 
   def train(self, state, stop):
-    compiled, total = self.run.compiled, self.run.total_steps
-    log_every = max(1, self.run.config.train.log_every)
+    total = self.run.total_steps
     while self.step < total:
-      # Calls end at multiples of steps_per_call (one executable runs any k <= it), so a run
-      # resumed at any step, or a cooldown branch, calls, logs and saves at the steps an
-      # uninterrupted run does.
-      per_call = compiled.steps_per_call
-      k = min(per_call - self.step % per_call, self._next_stop() - self.step)
-      state = self._call(state, k)
-      if (self.step - k) // log_every != self.step // log_every or self.step == total:
-        if not self._log_window():
-          self.status, self.error = "diverged", f"non-finite training loss by step {self.step}"
-          break
-      if self._checkpoint_due(stop):
-        self._drain()
-        started = time.perf_counter()
-        self.ckpt.save(self.step, state, self.batches, self._progress())
-        self.last_save = (self.step, time.perf_counter())
-        self.checkpoint_seconds += self.last_save[1] - started
-      if stop.requested or self.step == total:  # before the eval: never train again
-        started = time.perf_counter()
-        self.ckpt.wait()
-        self.checkpoint_seconds += time.perf_counter() - started
+      k = self.next_call()
+      state, metrics = call_steps(self.run.compiled, state, self.batches, self.run.mesh, k)
+      if not self.after_call(metrics, k, stop, lambda: state):
+        break
       if stop.requested:
         raise checkpoints_lib.Preempted(f"{stop.requested} at step {self.step}/{total}")
     return state
 
-  def _call(self, state, k: int):
-    """k optimizer steps in one jitted call; their metrics are queued, not fetched."""
-    state, metrics = call_steps(self.run.compiled, state, self.batches, self.run.mesh, k)
+  def next_call(self) -> int:
+    """The optimizer steps of the next jitted call.
+
+    Calls end at multiples of steps_per_call (one executable runs any k <= it), so a run
+    resumed at any step, or a cooldown branch, calls, logs and saves at the steps an
+    uninterrupted run does.
+    """
+    per_call = self.run.compiled.steps_per_call
+    return min(per_call - self.step % per_call, self._next_stop() - self.step)
+
+  def after_call(self, metrics, k: int, stop, current_state) -> bool:
+    """Queues a call's metrics (not fetched), writes the metrics line and the checkpoint
+    (`current_state()`) that are due; False when the loss diverged (the run stops)."""
     failpoints.hit("train_call")
     self.pending.append((metrics, k))
     self.step += k
     self.window_steps += k
-    return state
+    total, log_every = self.run.total_steps, max(1, self.run.config.train.log_every)
+    if (self.step - k) // log_every != self.step // log_every or self.step == total:
+      if not self._log_window():
+        self.status, self.error = "diverged", f"non-finite training loss by step {self.step}"
+        return False
+    if self._checkpoint_due(stop):
+      self._drain()
+      started = time.perf_counter()
+      self.ckpt.save(self.step, current_state(), self.batches, self._progress())
+      self.last_save = (self.step, time.perf_counter())
+      self.checkpoint_seconds += self.last_save[1] - started
+    if stop.requested or self.step == total:  # before the eval: never train again
+      started = time.perf_counter()
+      self.ckpt.wait()
+      self.checkpoint_seconds += time.perf_counter() - started
+    return True
 
   def _drain(self) -> None:
     for metrics, k in jax.device_get(self.pending):

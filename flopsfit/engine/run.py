@@ -77,7 +77,7 @@ def check_config(config, mesh) -> None:
     )
 
 
-def _refuse_other_config(run_dir: str, config) -> None:
+def refuse_other_config(run_dir: str, config) -> None:
   """A run directory made by a different config is not reused (fields that only say where
   and how a run executes may differ)."""
   path = os.path.join(run_dir, workdir_lib.CONFIG)
@@ -114,6 +114,24 @@ class CompiledRun:
 def train_run(config) -> dict:
   """Trains the config's model for floor(budget / FLOPs per step) steps; returns the result."""
   start_time = time.perf_counter()
+  plugins, mesh, shape = prepare(config)
+  run_id = run_id_of(config)
+  run_dir = workdir_lib.run_dir(config.workdir, run_id)
+  previous = final_result(run_dir, run_id)
+  if previous:
+    return previous
+  refuse_other_config(run_dir, config)  # before compiling: nothing to do for another config
+  run = compile_run(config, plugins, mesh, shape, run_id, run_dir)
+  attempt = Attempt.start(run, run_dir)
+  with checkpoints_lib.StopSignals() as stop, attempt.metrics_file() as metrics_file:
+    loop = TrainLoop(run, attempt.ckpt, attempt.batches, metrics_file, attempt.progress, start_time)
+    state = loop.train(attempt.state, stop)
+    final_eval, eval_seconds = evaluate_if_completed(run, loop, state, stop)
+  return attempt.finish(loop, final_eval, eval_seconds)
+
+
+def prepare(config) -> tuple:
+  """(plugins, mesh, shape) of a run's config, every field and plugin checked."""
   config_check.check_fields(config)
   distributed.enable_compilation_cache(config)
   plugins = plugins_lib.load(config)
@@ -127,62 +145,93 @@ def train_run(config) -> dict:
   check_config(config, mesh)
   shape = model_shape(config)
   plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
-  run_id = run_id_of(config)
-  run_dir = workdir_lib.run_dir(config.workdir, run_id)
+  return plugins, mesh, shape
+
+
+def final_result(run_dir: str, run_id: str) -> dict | None:
+  """The run's result.json when it is final (nothing left to do), else None."""
   result_path = os.path.join(run_dir, workdir_lib.RESULT)
-  if os.path.exists(result_path):
-    previous = workdir_lib.read_json_object(result_path)
-    if workdir_lib.field(previous, result_path, "status", str) in workdir_lib.FINAL_STATUSES:
-      logging.info("%s: result.json exists (%s), nothing to do", run_id, previous["status"])
-      return previous
-    logging.info("%s: the last attempt %s; training again", run_id, previous.get("status"))
-  _refuse_other_config(run_dir, config)  # before compiling: nothing to do for another config
-  run = compile_run(config, plugins, mesh, shape, run_id, run_dir)
-
-  writer = jax.process_index() == 0
-  ckpt = checkpoints_lib.RunCheckpoints(
-    run_dir,
-    identity_lib.fingerprint(config),
-    config.checkpoint.keep,
-    kept_steps=branch_lib.kept_steps(config),
-  )
-  batches = pipeline.train_iterator(
-    run.train_source,
-    batch_size=config.train.batch_size,
-    seed=config.seed,
-    process_index=jax.process_index(),
-    process_count=jax.process_count(),
-  )
-  state, progress = _restore_or_init(run, ckpt, batches)
-  metrics_path = os.path.join(run_dir, workdir_lib.METRICS)
-  kept_lines = resume_metrics(metrics_path, progress["step"]) if writer else []
-  with (
-    checkpoints_lib.StopSignals() as stop,
-    open(metrics_path if writer else os.devnull, "w") as metrics_file,
-  ):
-    metrics_file.writelines(kept_lines)
-    metrics_file.flush()
-    loop = TrainLoop(run, ckpt, batches, metrics_file, progress, start_time)
-    state = loop.train(state, stop)
-    final_eval, eval_start = {}, time.perf_counter()
-    if loop.status == "completed":
-      final_eval = run_final_eval(run, state, stop)
-      if not math.isfinite(final_eval.get("loss", float("nan"))):
-        loop.status, loop.error = "diverged", "non-finite eval loss"
-    eval_seconds = time.perf_counter() - eval_start
-  wait_start = time.perf_counter()
-  ckpt.wait()
-  loop.checkpoint_seconds += time.perf_counter() - wait_start
-
-  result = {**_result(run, loop, final_eval), "eval_seconds": eval_seconds}
-  if writer:
-    workdir_lib.write_json_atomic(result_path, result)
-  ckpt.finish(config.checkpoint.on_finish)
-  return result
+  if not os.path.exists(result_path):
+    return None
+  previous = workdir_lib.read_json_object(result_path)
+  if workdir_lib.field(previous, result_path, "status", str) in workdir_lib.FINAL_STATUSES:
+    logging.info("%s: result.json exists (%s), nothing to do", run_id, previous["status"])
+    return previous
+  logging.info("%s: the last attempt %s; training again", run_id, previous.get("status"))
+  return None
 
 
-def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -> CompiledRun:
-  """Compiles the step for this shape, fixes the step count, and writes config.json."""
+@dataclasses.dataclass
+class Attempt:
+  """One attempt at training a compiled run: its checkpoints, data position and start state."""
+
+  run: CompiledRun
+  run_dir: str
+  ckpt: checkpoints_lib.RunCheckpoints
+  batches: Any
+  state: Any
+  progress: dict
+
+  @classmethod
+  def start(cls, run: CompiledRun, run_dir: str) -> "Attempt":
+    """Restores the newest checkpoint (its data position too), or starts fresh."""
+    config = run.config
+    ckpt = checkpoints_lib.RunCheckpoints(
+      run_dir,
+      identity_lib.fingerprint(config),
+      config.checkpoint.keep,
+      kept_steps=branch_lib.kept_steps(config),
+    )
+    batches = pipeline.train_iterator(
+      run.train_source,
+      batch_size=config.train.batch_size,
+      seed=config.seed,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
+    state, progress = restore_or_init(run, ckpt, batches)
+    return cls(run, run_dir, ckpt, batches, state, progress)
+
+  def metrics_file(self):
+    """metrics.jsonl, open for writing, holding the lines up to the restored step (process 0;
+    the others write nowhere)."""
+    if jax.process_index() != 0:
+      return open(os.devnull, "w")
+    path = os.path.join(self.run_dir, workdir_lib.METRICS)
+    kept_lines = resume_metrics(path, self.progress["step"])
+    f = open(path, "w")
+    f.writelines(kept_lines)
+    f.flush()
+    return f
+
+  def finish(self, loop: TrainLoop, final_eval: dict, eval_seconds: float, **fields) -> dict:
+    """Waits for the checkpoints, writes result.json (with `fields`), applies on_finish."""
+    wait_start = time.perf_counter()
+    self.ckpt.wait()
+    loop.checkpoint_seconds += time.perf_counter() - wait_start
+    result = {**_result(self.run, loop, final_eval), "eval_seconds": eval_seconds, **fields}
+    if jax.process_index() == 0:
+      workdir_lib.write_json_atomic(os.path.join(self.run_dir, workdir_lib.RESULT), result)
+    self.ckpt.finish(self.run.config.checkpoint.on_finish)
+    return result
+
+
+def evaluate_if_completed(run: CompiledRun, loop: TrainLoop, state, stop) -> tuple[dict, float]:
+  """(final eval, its seconds) of a run that completed its steps; a non-finite eval loss marks
+  the run diverged."""
+  final_eval, eval_start = {}, time.perf_counter()
+  if loop.status == "completed":
+    final_eval = run_final_eval(run, state, stop)
+    if not math.isfinite(final_eval.get("loss", float("nan"))):
+      loop.status, loop.error = "diverged", "non-finite eval loss"
+  return final_eval, time.perf_counter() - eval_start
+
+
+def compile_run(
+  config, plugins, mesh, shape: dict, run_id: str, run_dir: str, replicas: int = 1
+) -> CompiledRun:
+  """Compiles the step for this shape, fixes the step count, and writes config.json.
+  `replicas` > 1: the step trains that many seeds at once (`engine/replicas.py`)."""
   dataset, batch_size = plugins.dataset, config.train.batch_size
   abstract_model = plugins.abstract_model(shape)
   param_counts = params_lib.count_params(abstract_model)
@@ -197,6 +246,7 @@ def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -
     batch_size,
     config.train.steps_per_call,
     config.eval.batch_size,
+    replicas,
   )
   total_steps = int(config.train.budget_flops // compiled.flops_per_step)
   if total_steps < 1:
@@ -230,19 +280,7 @@ def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -
     peak=peak,
     peak_source=peak_source,
   )
-  if jax.process_index() == 0:
-    workdir_lib.write_json_atomic(
-      os.path.join(run_dir, workdir_lib.CONFIG),
-      {
-        "config": config.to_dict(),
-        "run_id": run_id,
-        "shape": shape,
-        "total_steps": total_steps,
-        "flops_per_step": compiled.flops_per_step,
-        "tokens_per_step": units_per_step,
-        "eval_records": eval_records,
-      },
-    )
+  write_run_config(run, run_dir)
   logging.info(
     "%s: N=%s (non-embedding %s), %d steps × %.4g FLOPs = %.4g of budget %.4g, "
     "D=%d %s, compile %.1fs, peak %s FLOP/s (%s)",
@@ -262,7 +300,24 @@ def compile_run(config, plugins, mesh, shape: dict, run_id: str, run_dir: str) -
   return run
 
 
-def _restore_or_init(run: CompiledRun, ckpt, batches) -> tuple[dict, dict]:
+def write_run_config(run: CompiledRun, run_dir: str) -> None:
+  """runs/<id>/config.json (process 0)."""
+  if jax.process_index() == 0:
+    workdir_lib.write_json_atomic(
+      os.path.join(run_dir, workdir_lib.CONFIG),
+      {
+        "config": run.config.to_dict(),
+        "run_id": run.run_id,
+        "shape": run.shape,
+        "total_steps": run.total_steps,
+        "flops_per_step": run.compiled.flops_per_step,
+        "tokens_per_step": run.units_per_step,
+        "eval_records": run.eval_records,
+      },
+    )
+
+
+def restore_or_init(run: CompiledRun, ckpt, batches) -> tuple[dict, dict]:
   """(state, progress) from the newest readable checkpoint (batches rewound to it), or fresh."""
   restored = None
   if ckpt.steps():  # restored onto this run's mesh, whatever mesh wrote the checkpoint
@@ -315,6 +370,7 @@ def _result(run: CompiledRun, loop: TrainLoop, final_eval: dict) -> dict:
     "compile_seconds": compiled.compile_seconds,
     "checkpoint_seconds": loop.checkpoint_seconds,
     "resumed_from_steps": loop.resumed_from,
+    "trained_with": [],
     "cooldown": branch_lib.result_fields(config, run.total_steps),
     "tokens_per_second": tokens / wall,
     "peak_flops": run.peak,

@@ -112,6 +112,9 @@ class CompiledStep:
 
   A run trains through one executable: `multi` (K = steps_per_call > 1: every call, the last
   shorter one included) or `single` (K = 1). `single` is otherwise compiled on first use only.
+  With `replicas` R > 1, `multi` trains R stacked states at once (`jax.vmap` of the step, its
+  batches [K, R, batch, ...], its metrics [K, R]); the FLOPs are still those of one replica's
+  step, and `init`, `single` and `eval` are one replica's.
   """
 
   init: Any  # (total_steps) -> state, placed on the mesh
@@ -125,6 +128,7 @@ class CompiledStep:
   state_sharding: Any  # a NamedSharding per leaf of the state (sharding.state_shardings)
   memory_bytes: int | None  # bytes one device needs for one training call (XLA's analysis)
   compile_seconds: float
+  replicas: int = 1
   _single: Any = None
 
   @property
@@ -231,6 +235,7 @@ def compile_step(
   batch_size: int,
   steps_per_call: int = 1,
   eval_batch_size: int | None = None,
+  replicas: int = 1,
 ) -> CompiledStep:
   """Compiles the step for abstract inputs (nothing allocated) and counts its FLOPs.
 
@@ -238,7 +243,8 @@ def compile_step(
   Parameters and optimizer state are placed by `sharding.state_shardings` (replicated on a
   data-parallel mesh, sharded over `fsdp` / `tensor`); batches are split over `data` and
   `fsdp`. Each executable is compiled once; the FLOPs come from the lowered step (the same on
-  every mesh).
+  every mesh). `replicas` > 1 compiles `multi` for that many stacked states (seeds of one
+  shape trained together), whatever `steps_per_call`.
   """
   start = time.perf_counter()
   abstract_model = nnx.eval_shape(build_model)
@@ -252,7 +258,23 @@ def compile_step(
   lowered = _lower_single(step, state_shapes, state_sharding, batch, mesh)
   global_flops = flops_lib.step_flops(lowered, abstract_model, batch)
   single, multi = None, None
-  if steps_per_call > 1:
+  if replicas > 1:
+    stacked_sharding = stacked_shardings(state_sharding)
+    multi = (
+      jax.jit(
+        steps_loop(jax.vmap(step)),
+        in_shardings=(stacked_sharding, mesh_lib.batch_sharding(mesh, 2), replicated),
+        out_shardings=(stacked_sharding, replicated),
+        donate_argnums=0,
+      )
+      .lower(
+        stacked_shapes(state_shapes, replicas),
+        batch_shapes(example_batch, batch_size, (steps_per_call, replicas)),
+        jax.ShapeDtypeStruct((), jnp.int32),
+      )
+      .compile()
+    )
+  elif steps_per_call > 1:
     stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
     multi = (
       jax.jit(
@@ -278,29 +300,60 @@ def compile_step(
     .compile()
   )
 
+  return CompiledStep(
+    init=placed_init(init, state_sharding),
+    lowered_single=lowered,
+    multi=multi,
+    eval=eval_step,
+    steps_per_call=steps_per_call,
+    flops_per_step=global_flops,
+    flops_per_step_per_device=(xla_cost.cost_analysis_flops(trains) or global_flops / mesh.size)
+    / replicas,
+    state_shapes=state_shapes,
+    state_sharding=state_sharding,
+    memory_bytes=memory_bytes(trains),
+    compile_seconds=time.perf_counter() - start,
+    replicas=replicas,
+    _single=single,
+  )
+
+
+def stacked_shapes(state_shapes, replicas: int):
+  """The shapes of `replicas` states stacked on a new leading axis."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct((replicas, *x.shape), x.dtype), state_shapes)
+
+
+def stacked_shardings(state_sharding):
+  """One replica's shardings with an unsplit leading replica axis."""
+  return jax.tree.map(
+    lambda s: jax.sharding.NamedSharding(s.mesh, jax.sharding.PartitionSpec(None, *s.spec)),
+    state_sharding,
+  )
+
+
+def stack_states(states: list, state_sharding):
+  """Replicas' states (each placed by `state_sharding`) as one state with a replica axis."""
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  return jax.device_put(stacked, stacked_shardings(state_sharding))
+
+
+def replica_state(stacked, index: int, state_sharding):
+  """Replica `index` of a stacked state, placed as one replica's state (what its checkpoint
+  and its eval executable take)."""
+  return jax.device_put(jax.tree.map(lambda x: x[index], stacked), state_sharding)
+
+
+def placed_init(init, state_sharding):
+  """`init` (init_fn's) returning the state placed by `state_sharding`."""
   if sharding_lib.is_replicated(state_sharding):
 
     def init_on_mesh(total_steps: int):
       # Eager: random initialisers compile slowly and run once; the state is then replicated.
       return jax.device_put(init(total_steps), state_sharding)
 
-  else:  # sharded: each device computes only its shards, the whole state is never on one
-    init_on_mesh = jax.jit(init, out_shardings=state_sharding)
-
-  return CompiledStep(
-    init=init_on_mesh,
-    lowered_single=lowered,
-    multi=multi,
-    eval=eval_step,
-    steps_per_call=steps_per_call,
-    flops_per_step=global_flops,
-    flops_per_step_per_device=xla_cost.cost_analysis_flops(trains) or global_flops / mesh.size,
-    state_shapes=state_shapes,
-    state_sharding=state_sharding,
-    memory_bytes=memory_bytes(trains),
-    compile_seconds=time.perf_counter() - start,
-    _single=single,
-  )
+    return init_on_mesh
+  # sharded: each device computes only its shards, the whole state is never on one
+  return jax.jit(init, out_shardings=state_sharding)
 
 
 def global_batch(mesh, local: dict, leading: int) -> dict:
@@ -313,6 +366,18 @@ def global_batch(mesh, local: dict, leading: int) -> dict:
     return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
 
   return {k: put(np.asarray(v)) for k, v in local.items()}
+
+
+def call_replica_steps(compiled, state, batch_iterators: list, mesh, k: int):
+  """`call_steps` for a stacked state: replica r takes its k batches from batch_iterators[r];
+  metrics have leading axes (steps_per_call, replicas)."""
+  local = [[next(it) for _ in range(k)] for it in batch_iterators]
+  local = [batches + batches[-1:] * (compiled.steps_per_call - k) for batches in local]
+  stacked = {
+    key: np.stack([np.stack([b[key] for b in steps]) for steps in zip(*local)])
+    for key in local[0][0]
+  }
+  return compiled.multi(state, global_batch(mesh, stacked, 2), np.int32(k))
 
 
 def call_steps(compiled, state, batches, mesh, k: int):

@@ -20,6 +20,7 @@ from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import checkpoints, throughput
 from flopsfit.engine import mesh as mesh_lib
+from flopsfit.engine import replicas as replicas_lib
 from flopsfit.engine import run as run_lib
 from flopsfit.sweep import claims, planner
 from flopsfit.sweep import layout as layout_lib
@@ -231,16 +232,25 @@ def train_claimed(
         if holder.get("sweep") != owner["sweep"]:
           waiting.append(run)  # another sweep's process: wait for it, or take it over
         continue
+      seeds = []  # (run, claim) of the same shape's other seeds, claimed to train together
       try:
         done = finished_result(config.workdir, run["run_id"], owner["sweep"])
         action = "skipped" if done else "trained"
         if done is None and problem:
           done = _failed_result(config, run, RuntimeError(problem), 0.0, owner["sweep"])
-        elif done is None:
-          done, timing = _train_one(config, run, owner["sweep"], devices)
-          timings.append(timing)
+        elif done is None and config.train.get("vmap_seeds", False):
+          seeds = _claim_seeds(config, run, pending, owner, claim_timeout)
+        if done is None:
+          group = [run] + [r for r, _ in seeds]
+          results, group_timings = _train_runs(config, group, owner["sweep"], devices)
+          timings += group_timings
+          done = results[0]
+          for r, result in zip(group[1:], results[1:]):
+            rows[r["run_id"]] = {**_summary_row(r, result), "action": "trained"}
       finally:
         claim.release()
+        for _, seed_claim in seeds:
+          seed_claim.release()
       rows[run["run_id"]] = {**_summary_row(run, done), "action": action}
       trained_one = True
       break  # back to the top: the order of `runs` is the order of preference
@@ -250,11 +260,38 @@ def train_claimed(
   return [rows[r["run_id"]] for r in runs if r["run_id"] in rows], timings
 
 
-def _train_one(config, run: dict, sweep: str, devices: int | None) -> tuple[dict, dict]:
-  """(result, timing) of one run trained in this process."""
+def _claim_seeds(config, run: dict, pending: list[dict], owner: dict, timeout: float) -> list:
+  """(run, claim) of each unfinished other seed of `run`'s shape and budget in `pending` whose
+  claim this process gets (train.vmap_seeds; single-process sweeps, no cooldown roles)."""
+  if jax.process_count() > 1 or run.get("cooldown"):
+    return []
+  same = ("budget_flops", "shape", "batch_size", "learning_rate", "mesh")
+  out = []
+  for other in pending:
+    if (
+      other["run_id"] == run["run_id"]
+      or other.get("cooldown")
+      or any(other.get(k) != run.get(k) for k in same)
+      or finished_result(config.workdir, other["run_id"], owner["sweep"]) is not None
+    ):
+      continue
+    claim, _ = claims.try_claim(config.workdir, other["run_id"], owner, timeout)
+    if claim is not None:
+      out.append((other, claim))
+  return out
+
+
+def _train_runs(config, runs: list[dict], sweep: str, devices: int | None):
+  """(results, timings) of one run trained in this process, or of the seeds of one shape
+  trained together in one vmapped step (`engine/replicas.py`; the group's seconds are split
+  evenly over its runs)."""
   start = time.perf_counter()
+  configs = [run_config(config, r, devices) for r in runs]
   try:
-    result = run_lib.train_run(run_config(config, run, devices))
+    if len(runs) == 1:
+      results = [run_lib.train_run(configs[0])]
+    else:
+      results = replicas_lib.train_replicas(configs)
   except (
     plugins_lib.PluginError,
     config_check.ConfigError,
@@ -263,19 +300,28 @@ def _train_one(config, run: dict, sweep: str, devices: int | None) -> tuple[dict
     workdir_lib.WorkdirFileError,
   ):
     raise  # the config or a workdir file is wrong, or the whole process must stop
-  except Exception as e:  # this run failed; record it and go on
-    logging.error("%s failed:\n%s", run["run_id"], traceback.format_exc())
-    result = _failed_result(config, run, e, time.perf_counter() - start, sweep)
+  except Exception as e:  # these runs failed; record it and go on
+    logging.error("%s failed:\n%s", ", ".join(r["run_id"] for r in runs), traceback.format_exc())
+    seconds = time.perf_counter() - start
+    results = [_failed_result(config, r, e, seconds, sweep) for r in runs]
   seconds = time.perf_counter() - start
-  resumed = result.get("resumed_from_steps") or [0]
-  return result, {
-    "run_id": run["run_id"],
-    "seconds": seconds,
-    "compile_seconds": result.get("compile_seconds", 0.0),
-    "eval_seconds": result.get("eval_seconds", 0.0),
-    "checkpoint_seconds": result.get("checkpoint_seconds", 0.0),
-    "flops": max(0, result.get("steps", 0) - resumed[-1]) * result.get("flops_per_step", 0.0),
-  }
+  timings = []
+  for run, result in zip(runs, results):
+    resumed = result.get("resumed_from_steps") or [0]
+    timing = {
+      "seconds": seconds,
+      "compile_seconds": result.get("compile_seconds", 0.0),
+      "eval_seconds": result.get("eval_seconds", 0.0),
+      "checkpoint_seconds": result.get("checkpoint_seconds", 0.0),
+    }
+    timings.append(
+      {
+        "run_id": run["run_id"],
+        **{k: v / len(runs) for k, v in timing.items()},
+        "flops": max(0, result.get("steps", 0) - resumed[-1]) * result.get("flops_per_step", 0.0),
+      }
+    )
+  return results, timings
 
 
 def _failed_result(config, run: dict, error: Exception, seconds: float, sweep: str) -> dict:
