@@ -6,6 +6,7 @@
 """
 
 import jax
+import jax.numpy as jnp
 from flax import linen, nnx
 
 
@@ -50,3 +51,16 @@ class LinenDropoutLM(linen.Module):
     h_BxTxF = jax.nn.gelu(linen.Dense(4 * self.d_model)(x_BxTxD))
     h_BxTxF = linen.Dropout(self.dropout, deterministic=deterministic)(h_BxTxF)
     return {"logits": linen.Dense(self.vocab_size)(x_BxTxD + linen.Dense(self.d_model)(h_BxTxF))}
+
+
+class PoisonedMLP(DropoutMLP):
+  """DropoutMLP whose logits are NaN for about half of the seeds (a number drawn at init above
+  0.5): runs that diverge from their first step beside runs of the same config that do not."""
+
+  def __init__(self, *, rngs: nnx.Rngs, **kwargs):
+    super().__init__(rngs=rngs, **kwargs)
+    self.poison = nnx.Variable(jax.random.uniform(rngs.params()))
+
+  def __call__(self, batch: dict) -> dict:
+    logits = super().__call__(batch)["logits"]
+    return {"logits": logits + jnp.where(self.poison[...] > 0.5, jnp.nan, 0.0)}

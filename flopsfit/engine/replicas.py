@@ -104,6 +104,8 @@ def _train_together(attempts: list, start_time: float) -> list[dict]:
   compiled, mesh = attempts[0].run.compiled, attempts[0].run.mesh
   total, sharding = attempts[0].run.total_steps, compiled.state_sharding
   state = step_lib.stack_states([a.state for a in attempts], sharding)
+  for a in attempts:
+    a.state = None  # stacked: the separate copies are not kept
   run_ids = [a.run.run_id for a in attempts]
   logging.info("training %d seeds together in one vmapped step: %s", len(attempts), run_ids)
   with contextlib.ExitStack() as files, checkpoints_lib.StopSignals() as stop:

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 import pytest
+import user_models
+from flax import nnx
 
 from flopsfit import config_check
 from flopsfit import workdir as workdir_lib
@@ -54,6 +56,28 @@ def test_seeds_trained_together_equal_each_trained_alone_and_resume_either_way(
   assert together[0]["trained_with"] == [run_lib.run_id_of(c) for c in configs[:2]]
   assert resumed_alone["trained_with"] == []
   assert len({t["final_eval_loss"] for t in together}) == 3  # seeds differ
+
+
+def test_a_diverging_seed_stops_and_the_others_train_as_alone(gpt_config, tmp_path):
+  gpt_config.model.factory = "user_models:PoisonedMLP"  # dropout: RNG streams per replica too
+  gpt_config.model.kwargs = {"vocab_size": 64, "d_model": 8, "dropout": 0.1}
+  gpt_config.model.shape_fields = ("d_model",)
+  gpt_config.train.budget_flops = 2e8
+  poisoned = {
+    s: float(user_models.PoisonedMLP(vocab_size=64, d_model=8, rngs=nnx.Rngs(s)).poison[...]) > 0.5
+    for s in range(8)
+  }
+  clean = next(s for s, p in poisoned.items() if not p)
+  bad = next(s for s, p in poisoned.items() if p)
+  alone_dir, together_dir = str(tmp_path / "alone"), str(tmp_path / "together")
+  alone = run_lib.train_run(_seed(gpt_config, clean, alone_dir))
+  together = replicas.train_replicas([_seed(gpt_config, s, together_dir) for s in (clean, bad)])
+  assert together[1]["status"] == "diverged" and together[1]["steps"] < alone["steps"]
+  assert together[0]["status"] == "completed" and together[0]["steps"] == alone["steps"]
+  np.testing.assert_allclose(
+    _losses(together[0], together_dir), _losses(alone, alone_dir), rtol=2e-5
+  )
+  assert together[0]["final_eval_loss"] == pytest.approx(alone["final_eval_loss"], rel=2e-5)
 
 
 def test_only_seeds_of_one_run_are_trained_together(gpt_config, tmp_path):
