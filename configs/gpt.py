@@ -7,10 +7,11 @@ Quick:   --config=configs/gpt.py:quick      (budgets 3e10, 1e11 × 4 sizes, abou
                                              all: the sweep took 155 s from a clean clone, 61 s
                                              of it planning; both budgets with an interior
                                              minimum)
-Validate: python -m flopsfit.validate --config=configs/gpt.py --factor=3   (after analyze;
-                                             3 runs at 3e12, 6.9 min on 2 quiet cores: the
-                                             valley's optimum inside the predicted interval,
-                                             its loss 3% below it: verdict failed, README)
+Validate: python -m flopsfit.validate --config=configs/gpt.py   (after analyze; 3 runs at
+                                             1e13, 18 min on 2 quiet cores: no valley with one
+                                             seed, verdict failed; --factor=3: 6.9 min, the
+                                             optimum inside the predicted interval, its loss
+                                             3% below it, failed; README)
 One run: python -m flopsfit.train --config=configs/gpt.py:size=small --single
 Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdirs/big
 
