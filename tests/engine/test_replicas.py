@@ -104,3 +104,12 @@ def test_a_sweep_with_vmap_seeds_trains_each_shapes_seeds_together(sweep_config)
   for group in groups:  # the two seeds of one shape
     assert by_id[group[0]]["shape"] == by_id[group[1]]["shape"]
     assert {by_id[i]["seed"] for i in group} == {0, 1}
+
+
+def test_vmap_seeds_may_be_left_out_of_a_config_and_must_be_a_bool(gpt_config):
+  config_check.check_fields(gpt_config)
+  del gpt_config.train["vmap_seeds"]  # a config written before the field: off
+  config_check.check_fields(gpt_config)
+  gpt_config.train.vmap_seeds = "yes"
+  with pytest.raises(config_check.ConfigError, match=r"config.train.vmap_seeds: expected a bool"):
+    config_check.check_fields(gpt_config)
