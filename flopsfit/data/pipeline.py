@@ -1,5 +1,8 @@
 """grain pipelines: shuffled, repeated, batched records; each batch a function of (seed, step)."""
 
+import functools
+import os
+
 import grain
 import numpy as np
 
@@ -24,8 +27,34 @@ def train_dataset(
       f"train batch_size: {batch_size} is not divisible by {process_count} processes"
     )
   local = batch_size // process_count
-  ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
-  return ds.batch(local, drop_remainder=True)[process_index::process_count]
+  ds = grain.MapDataset.source(_RecordIndices(source)).shuffle(seed=seed).repeat()
+  batches = ds.batch(local, drop_remainder=True)[process_index::process_count]
+  return batches.map(functools.partial(read_records, source))
+
+
+class _RecordIndices:
+  """A grain source whose record i is the index i of `source`: grain shuffles, repeats and
+  batches indices, and each batch's records are then read in one call (`read_records`).
+  Reading them one grain element at a time cost about 0.1 ms of grain's bookkeeping per
+  record, more than a tiny model's step spends on it (docs/performance-sweep.md)."""
+
+  def __init__(self, source: contracts.Source):
+    self._source = source
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> int:
+    return index
+
+  def __repr__(self) -> str:  # grain's checkpoints compare it: the source's own, deterministic
+    return f"RecordIndices({self._source!r})"
+
+
+def read_records(source: contracts.Source, indices) -> dict:
+  """The records of `source` at `indices`, stacked into one batch dict."""
+  records = [source[int(i)] for i in indices]
+  return {key: np.stack([r[key] for r in records]) for key in records[0]}
 
 
 def train_iterator(
@@ -46,7 +75,12 @@ def train_iterator(
     process_index=process_index,
     process_count=process_count,
   )
-  options = grain.ReadOptions(num_threads=2, prefetch_buffer_size=prefetch * 2)
+  # One core (a packed sweep's worker): batches are read when asked for; read-ahead threads
+  # would only take turns with the step on that core.
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  threads = 2 if (cores or 1) > 1 else 0
+  read_ahead = 2 * prefetch if threads else 0
+  options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=read_ahead)
   return iter(ds[start_step:].to_iter_dataset(options))
 
 

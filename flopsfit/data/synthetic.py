@@ -9,8 +9,6 @@ storing the whole table takes capacity (model scaling). Each record is an indepe
 started from the chain's exact stationary distribution.
 """
 
-import bisect
-
 import numpy as np
 
 TRAIN_RECORDS = 2**40  # effectively infinite: no window is ever repeated in a sweep
@@ -70,7 +68,7 @@ class ZipfMarkovLanguage:
     self.next_CxS = np.argsort(-gumbel_CxV, axis=1)[:, :successors].astype(np.int64)
     prob_S = np.arange(1, successors + 1) ** -zipf_successors
     self.prob_S = prob_S / prob_S.sum()
-    self._cdf = np.cumsum(self.prob_S).tolist()
+    self._cdf = np.cumsum(self.prob_S)
     self._cdf[-1] = 1.0
     self._next = self.next_CxS.tolist()
     self.stationary_C = self._stationary()
@@ -114,9 +112,12 @@ class ZipfMarkovLanguage:
     v, k = self.vocab_size, self.order
     context = min(int(np.searchsorted(self._stationary_cdf, u[0], side="right")), v**k - 1)
     tokens = [(context // v ** (k - 1 - j)) % v for j in range(k)]
-    cdf, nexts, modulus = self._cdf, self._next, v ** (k - 1)
-    for t in range(k, self.seq_len):
-      token = nexts[context][bisect.bisect_right(cdf, u[t])]
+    # Every context shares one successor CDF, so the successor ranks are drawn at once; only
+    # the context walk is sequential (this runs for every record a run reads: keep it lean).
+    ranks = np.searchsorted(self._cdf, u[k:], side="right").tolist()
+    nexts, modulus = self._next, v ** (k - 1)
+    for rank in ranks:
+      token = nexts[context][rank]
       tokens.append(token)
       context = (context % modulus) * v + token
     return np.asarray(tokens, dtype=np.int32)
