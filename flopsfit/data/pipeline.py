@@ -67,7 +67,8 @@ def train_iterator(
   process_count: int = 1,
   prefetch: int = 4,
 ):
-  """A grain iterator over this process's batches from `start_step` on, read ahead in threads."""
+  """A grain iterator over this process's batches from `start_step` on (read ahead in two
+  threads when the process has more than one core)."""
   ds = train_dataset(
     source,
     batch_size=batch_size,
