@@ -18,8 +18,8 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
 and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of
 16×64 tokens, packed as two one-core workers. Measured from a clean clone on a quiet machine
-(2026-11-27, 04:16): 9 min 39 s for `pip install -e .` and the three stages; the sweep 549 s:
-plan 69 s, compile 47 s (8%), train 404 s, eval 18 s; sweep efficiency 0.155
+(2026-11-27, 07:11): 9 min 20 s for `pip install -e .` and the three stages; the sweep 527 s:
+plan 71 s, compile 51 s (10%), train 376 s, eval 17 s; sweep efficiency 0.161
 (sweep_summary.json).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
 2.668, 2.509, 2.310 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower

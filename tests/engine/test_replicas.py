@@ -7,11 +7,13 @@ import pytest
 import user_models
 from flax import nnx
 
-from flopsfit import config_check
+from flopsfit import config_check, run_ids
+from flopsfit import plugins as plugins_lib
 from flopsfit import workdir as workdir_lib
 from flopsfit.engine import checkpoints, replicas
+from flopsfit.engine import params as params_lib
 from flopsfit.engine import run as run_lib
-from flopsfit.sweep import runner
+from flopsfit.sweep import claims, runner
 
 
 def _seed(config, seed: int, workdir: str):
@@ -28,34 +30,31 @@ def _losses(result: dict, workdir: str) -> np.ndarray:
   return np.array([line["loss"] for line in workdir_lib.read_jsonl(path)])
 
 
-def test_seeds_trained_together_equal_each_trained_alone_and_resume_either_way(
+def test_seeds_trained_together_equal_each_trained_alone_through_a_preemption(
   gpt_config, tmp_path, monkeypatch
 ):
   alone_dir, together_dir = str(tmp_path / "alone"), str(tmp_path / "together")
-  alone = {s: run_lib.train_run(_seed(gpt_config, s, alone_dir)) for s in (0, 2)}
-  configs = [_seed(gpt_config, s, together_dir) for s in range(3)]
+  alone = [run_lib.train_run(_seed(gpt_config, s, alone_dir)) for s in (0, 1)]
+  configs = [_seed(gpt_config, s, together_dir) for s in (0, 1)]
 
   # Preempted (SIGTERM) in the 3rd call of the group: every replica saves and the call stops.
-  monkeypatch.setenv("FLOPSFIT_FAILPOINT", "train_call:7:TERM")  # 3 replicas per call
+  monkeypatch.setenv("FLOPSFIT_FAILPOINT", "train_call:5:TERM")  # 2 replicas per call
   with pytest.raises(checkpoints.Preempted):
     replicas.train_replicas(configs)
   monkeypatch.delenv("FLOPSFIT_FAILPOINT")
-  # Seed 2 resumes alone from the group's checkpoint; seeds 0 and 1 resume together.
-  resumed_alone = run_lib.train_run(configs[2])
-  together = replicas.train_replicas(configs)
-  assert together[2] == resumed_alone  # finished: not trained again
+  together = replicas.train_replicas(configs)  # resumed together from the runs' checkpoints
 
-  for seed, a in alone.items():  # seed 0 resumed in the group, seed 2 alone
-    t = together[seed]
+  for a, t in zip(alone, together):
     assert t["status"] == "completed"
     assert t["resumed_from_steps"] == [15]
     assert t["steps"] == a["steps"] and t["flops"]["xla"] == a["flops"]["xla"]
     assert t["flops_per_step"] == a["flops_per_step"]
     np.testing.assert_allclose(_losses(t, together_dir), _losses(a, alone_dir), rtol=2e-5)
     assert t["final_eval_loss"] == pytest.approx(a["final_eval_loss"], rel=2e-5)
-  assert together[0]["trained_with"] == [run_lib.run_id_of(c) for c in configs[:2]]
-  assert resumed_alone["trained_with"] == []
-  assert len({t["final_eval_loss"] for t in together}) == 3  # seeds differ
+    assert t["trained_with"] == [run_lib.run_id_of(c) for c in configs]
+  assert alone[0]["trained_with"] == []
+  assert together[0]["final_eval_loss"] != together[1]["final_eval_loss"]  # seeds differ
+  assert replicas.train_replicas(configs) == together  # finished: not trained again
 
 
 def test_a_diverging_seed_stops_and_the_others_train_as_alone(gpt_config, tmp_path):
@@ -87,23 +86,39 @@ def test_only_seeds_of_one_run_are_trained_together(gpt_config, tmp_path):
     replicas.train_replicas(configs)
 
 
-def test_a_sweep_with_vmap_seeds_trains_each_shapes_seeds_together(sweep_config):
-  config = sweep_config
-  config.sweep.budgets = (1e9,)
-  config.sweep.shapes_per_budget = 2
-  config.sweep.seeds = (0, 1)
+def test_a_sweep_with_vmap_seeds_trains_each_shapes_seeds_together(gpt_config):
+  """Runs as sweep.json lists them: the two seeds of one shape are claimed and trained as one
+  group (on 2 devices); the other shape's run is trained alone."""
+  config = gpt_config
   config.train.vmap_seeds = True
-  rows = runner.run_sweep(config)
-  assert [r["status"] for r in rows] == ["completed"] * 4
+  plugins = plugins_lib.load(config)
+  runs = []
+  for d_model, seed in ((16, 0), (8, 0), (16, 1)):
+    shape = {"d_model": d_model, "n_layers": 2}
+    runs.append(
+      {
+        "run_id": run_ids.format_run_id(5e8, shape, seed),
+        "budget_flops": 5e8,
+        "shape": shape,
+        "seed": seed,
+        "batch_size": 16,
+        "learning_rate": 1e-2,
+        "params": params_lib.count_params(plugins.abstract_model(shape)),
+      }
+    )
+  owner = claims.identity(sweep="test")
+  rows, timings = runner.train_claimed(config, runs, owner, claim_timeout=60)
+  assert [r["status"] for r in rows] == ["completed"] * 3 and len(timings) == 3
   results = [
-    workdir_lib.read_json(workdir_lib.result_path(config.workdir, r["run_id"])) for r in rows
+    workdir_lib.read_json(workdir_lib.result_path(config.workdir, r["run_id"])) for r in runs
   ]
-  groups = {tuple(r["trained_with"]) for r in results}
-  assert len(groups) == 2 and all(len(g) == 2 for g in groups)
-  by_id = {r["run_id"]: r for r in results}
-  for group in groups:  # the two seeds of one shape
-    assert by_id[group[0]]["shape"] == by_id[group[1]]["shape"]
-    assert {by_id[i]["seed"] for i in group} == {0, 1}
+  assert (
+    results[0]["trained_with"]
+    == results[2]["trained_with"]
+    == [runs[0]["run_id"], runs[2]["run_id"]]
+  )
+  assert results[1]["trained_with"] == []
+  assert results[0]["provenance"]["mesh"]["data"] == 2
 
 
 def test_vmap_seeds_may_be_left_out_of_a_config_and_must_be_a_bool(gpt_config):
