@@ -112,9 +112,9 @@ class CompiledStep:
 
   A run trains through one executable: `multi` (K = steps_per_call > 1: every call, the last
   shorter one included) or `single` (K = 1). `single` is otherwise compiled on first use only.
-  With `replicas` R > 1, `multi` trains R stacked states at once (`jax.vmap` of the step, its
-  batches [K, R, batch, ...], its metrics [K, R]); the FLOPs are still those of one replica's
-  step, and `init`, `single` and `eval` are one replica's.
+  Compiled with `replicas` R > 1, `multi` trains R stacked states at once (`jax.vmap` of the
+  step, its batches [K, R, batch, ...], its metrics [K, R]); the FLOPs are still those of one
+  replica's step, and `init`, `single` and `eval` are one replica's.
   """
 
   init: Any  # (total_steps) -> state, placed on the mesh
@@ -128,7 +128,6 @@ class CompiledStep:
   state_sharding: Any  # a NamedSharding per leaf of the state (sharding.state_shardings)
   memory_bytes: int | None  # bytes one device needs for one training call (XLA's analysis)
   compile_seconds: float
-  replicas: int = 1
   _single: Any = None
 
   @property
@@ -258,32 +257,23 @@ def compile_step(
   lowered = _lower_single(step, state_shapes, state_sharding, batch, mesh)
   global_flops = flops_lib.step_flops(lowered, abstract_model, batch)
   single, multi = None, None
-  if replicas > 1:
-    stacked_sharding = stacked_shardings(state_sharding)
+  if replicas > 1 or steps_per_call > 1:  # a loop of K steps (of R stacked states)
+    leading = (steps_per_call, replicas) if replicas > 1 else (steps_per_call,)
+    stepped = jax.vmap(step) if replicas > 1 else step
+    sharding = stacked_shardings(state_sharding) if replicas > 1 else state_sharding
+    shapes = stacked_shapes(state_shapes, replicas) if replicas > 1 else state_shapes
     multi = (
       jax.jit(
-        steps_loop(jax.vmap(step)),
-        in_shardings=(stacked_sharding, mesh_lib.batch_sharding(mesh, 2), replicated),
-        out_shardings=(stacked_sharding, replicated),
+        steps_loop(stepped),
+        in_shardings=(sharding, mesh_lib.batch_sharding(mesh, len(leading)), replicated),
+        out_shardings=(sharding, replicated),
         donate_argnums=0,
       )
       .lower(
-        stacked_shapes(state_shapes, replicas),
-        batch_shapes(example_batch, batch_size, (steps_per_call, replicas)),
+        shapes,
+        batch_shapes(example_batch, batch_size, leading),
         jax.ShapeDtypeStruct((), jnp.int32),
       )
-      .compile()
-    )
-  elif steps_per_call > 1:
-    stacked = batch_shapes(example_batch, batch_size, (steps_per_call,))
-    multi = (
-      jax.jit(
-        steps_loop(step),
-        in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh, 1), replicated),
-        out_shardings=(state_sharding, replicated),
-        donate_argnums=0,
-      )
-      .lower(state_shapes, stacked, jax.ShapeDtypeStruct((), jnp.int32))
       .compile()
     )
   else:
@@ -307,13 +297,13 @@ def compile_step(
     eval=eval_step,
     steps_per_call=steps_per_call,
     flops_per_step=global_flops,
-    flops_per_step_per_device=(xla_cost.cost_analysis_flops(trains) or global_flops / mesh.size)
-    / replicas,
+    flops_per_step_per_device=(
+      (xla_cost.cost_analysis_flops(trains) or global_flops * replicas / mesh.size) / replicas
+    ),
     state_shapes=state_shapes,
     state_sharding=state_sharding,
     memory_bytes=memory_bytes(trains),
     compile_seconds=time.perf_counter() - start,
-    replicas=replicas,
     _single=single,
   )
 
@@ -371,22 +361,24 @@ def global_batch(mesh, local: dict, leading: int) -> dict:
 def call_replica_steps(compiled, state, batch_iterators: list, mesh, k: int):
   """`call_steps` for a stacked state: replica r takes its k batches from batch_iterators[r];
   metrics have leading axes (steps_per_call, replicas)."""
-  local = [[next(it) for _ in range(k)] for it in batch_iterators]
-  local = [batches + batches[-1:] * (compiled.steps_per_call - k) for batches in local]
-  stacked = {
-    key: np.stack([np.stack([b[key] for b in steps]) for steps in zip(*local)])
-    for key in local[0][0]
-  }
+  per_replica = [_call_batches(it, k, compiled.steps_per_call) for it in batch_iterators]
+  stacked = {key: np.stack([b[key] for b in per_replica], axis=1) for key in per_replica[0]}
   return compiled.multi(state, global_batch(mesh, stacked, 2), np.int32(k))
+
+
+def _call_batches(batches, k: int, steps_per_call: int) -> dict:
+  """The next k batches stacked on a leading axis of steps_per_call, padded with the last
+  (padding the loop never reaches)."""
+  local = [next(batches) for _ in range(k)]
+  local += local[-1:] * (steps_per_call - k)
+  return {key: np.stack([b[key] for b in local]) for key in local[0]}
 
 
 def call_steps(compiled, state, batches, mesh, k: int):
   """k <= steps_per_call optimizer steps on the next k batches in one jitted call ->
   (state, metrics with a leading axis of steps_per_call, of which the first k are real)."""
-  local = [next(batches) for _ in range(k)]
   if compiled.multi is None:
-    state, metrics = compiled.single(state, global_batch(mesh, local[0], 0))
+    state, metrics = compiled.single(state, global_batch(mesh, next(batches), 0))
     return state, jax.tree.map(lambda x: x[None], metrics)
-  local += local[-1:] * (compiled.steps_per_call - k)  # padding the loop never reaches
-  stacked = {key: np.stack([b[key] for b in local]) for key in local[0]}
+  stacked = _call_batches(batches, k, compiled.steps_per_call)
   return compiled.multi(state, global_batch(mesh, stacked, 1), np.int32(k))
