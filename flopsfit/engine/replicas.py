@@ -33,11 +33,8 @@ def check_replicas(configs: list) -> None:
   or that this path does not train together (cooldown roles, several processes)."""
   first = identity_lib.identity(configs[0])
   for config in configs[1:]:
-    diff = [
-      d
-      for d in identity_lib.differences(first, identity_lib.identity(config))
-      if d.split(" ")[0] != "seed"
-    ]
+    diff = identity_lib.differences(first, identity_lib.identity(config))
+    diff = [field for field in diff if field != "seed"]
     if diff:
       raise ConfigError(
         f"train.vmap_seeds: runs {configs[0].get('run', '')} and {config.get('run', '')} "
