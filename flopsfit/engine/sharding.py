@@ -95,11 +95,6 @@ def state_shardings(state_shapes, mesh):
   return jax.tree.map(place, state_shapes, is_leaf=_is_variable)
 
 
-def is_replicated(shardings) -> bool:
-  """Whether every leaf is replicated (a pure data-parallel mesh)."""
-  return all(s.is_fully_replicated for s in jax.tree.leaves(shardings))
-
-
 def with_shardings(shapes, shardings):
   """ShapeDtypeStructs of `shapes` carrying `shardings` (an abstract target for a restore)."""
   return jax.tree.map(
