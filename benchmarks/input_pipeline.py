@@ -1,59 +1,93 @@
 """What a sweep's input pipeline costs per step, beside the step it feeds.
 
-  python benchmarks/input_pipeline.py [--batches=1000] [--batch_size=16]
+  python benchmarks/input_pipeline.py [--baseline=17532c4] [--rounds=3] [--batches=1000]
 
-On one core (as a packed sweep's worker), times the batches of the default sweep's data (the
-synthetic language, seq 64) in three ways: grain reading one element per record (the shuffled,
-repeated source batched by grain: the engine's pipeline before it read a batch's records in one
-call), the engine's pipeline (`flopsfit.data.pipeline.train_iterator`), and the bare records
-(the dataset's own cost, no pipeline). Both pipelines give the same batches
-(tests/test_pipeline.py). Compare with the d16-L1 step of `benchmarks/tiny_step.py` (about
-2-2.5 ms on this machine).
+On one core (as a packed sweep's worker), times batches of the default sweep's data (the
+synthetic language, seq 64, batch 16; the best of 5 blocks) through
+`flopsfit.data.pipeline.train_iterator` of a baseline commit and of this checkout, in
+alternating child processes (the baseline extracted with `git archive`), and the records alone
+(one batch of windows drawn by the dataset, no pipeline) in each. Both give the same batches
+(tests/test_pipeline.py and the pinned windows of tests/test_synthetic.py). 17532c4: grain
+batched record indices one element at a time and each window walked its chain alone. Compare
+with the d16-L1 step of `benchmarks/tiny_step.py` (about 2-2.5 ms on this machine).
 """
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH = 16
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batches", type=int, default=1000)
-  parser.add_argument("--batch_size", type=int, default=16)
-  args = parser.parse_args()
-  os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as a packed worker
-  import grain
 
+def child(batches: int) -> dict:
+  """ms per batch of the pipeline and of the records alone, in this process (one core): the
+  best of 5 alternating blocks of each."""
   from flopsfit.data import pipeline
   from flopsfit.data.synthetic import ZipfMarkovLanguage
 
   source = ZipfMarkovLanguage(seq_len=64).source("train")
-  by_record = grain.MapDataset.source(source).shuffle(seed=0).repeat()
-  by_record = by_record.batch(args.batch_size, drop_remainder=True)
-  variants = {
-    "grain, one element per record, 2 read-ahead threads": iter(
-      by_record.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=8))
-    ),
-    "grain, one element per record, no threads": iter(
-      by_record.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
-    ),
-    "flopsfit's pipeline (records read per batch; no threads on one core)": (
-      pipeline.train_iterator(source, batch_size=args.batch_size, seed=0)
-    ),
-  }
-  print(f"one core, batch {args.batch_size} × 64 tokens, {args.batches} batches each")
-  print(f"{'pipeline':<72} {'ms/batch':>9}")
-  for name, batches in variants.items():
-    next(batches)
+  stream = pipeline.train_iterator(source, batch_size=BATCH, seed=0)
+  next(stream)
+  read = getattr(source, "__getitems__", None) or (lambda ids: [source[i] for i in ids])
+  block = max(1, batches // 5)
+  best = {"pipeline": float("inf"), "records": float("inf")}
+  for b in range(5):
     start = time.perf_counter()
-    for _ in range(args.batches):
-      next(batches)
-    print(f"{name:<72} {1e3 * (time.perf_counter() - start) / args.batches:>9.3f}")
-  start = time.perf_counter()
-  for i in range(args.batches * args.batch_size):
-    source[i]
-  records = 1e3 * (time.perf_counter() - start) / args.batches
-  print(f"{'the records alone (the dataset, no pipeline)':<72} {records:>9.3f}")
+    for _ in range(block):
+      next(stream)
+    best["pipeline"] = min(best["pipeline"], (time.perf_counter() - start) / block)
+    start = time.perf_counter()
+    for i in range(block):
+      first = 10**9 + (b * block + i) * BATCH  # record indices as large as a shuffle gives
+      read(range(first, first + BATCH))
+    best["records"] = min(best["records"], (time.perf_counter() - start) / block)
+  return {name: 1e3 * seconds for name, seconds in best.items()}
+
+
+def run_child(path: str, batches: int) -> dict:
+  env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
+  core = str(sorted(os.sched_getaffinity(0))[0])
+  args = ["taskset", "-c", core, sys.executable, os.path.abspath(__file__), "--child"]
+  args += ["--batches", str(batches)]
+  out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, cwd=path)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--baseline", default="17532c4", help="git ref to compare with")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--batches", type=int, default=1000)
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    print(json.dumps(child(args.batches)))
+    return
+  with tempfile.TemporaryDirectory(prefix="flopsfit-baseline-") as baseline:
+    archive = subprocess.run(
+      ["git", "-C", REPO, "archive", args.baseline, "flopsfit"], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
+    variants = {f"before ({args.baseline})": baseline, "now": REPO}
+    results = {name: [] for name in variants}
+    for _ in range(args.rounds):
+      for name, path in variants.items():
+        results[name].append(run_child(path, args.batches))
+  print(
+    f"one core, batch {BATCH} × 64 tokens, {args.batches} batches; median of {args.rounds} "
+    "rounds (alternating processes)"
+  )
+  print(f"{'variant':<20} | {'pipeline ms/batch':>17} | {'records alone ms/batch':>22}")
+  for name, rows in results.items():
+    pipe = statistics.median(r["pipeline"] for r in rows)
+    records = statistics.median(r["records"] for r in rows)
+    print(f"{name:<20} | {pipe:>17.3f} | {records:>22.3f}")
 
 
 if __name__ == "__main__":

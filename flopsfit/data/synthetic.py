@@ -31,7 +31,14 @@ class ZipfMarkovSource:
   def __getitem__(self, index: int) -> dict:
     if not 0 <= index < self._num_records:
       raise IndexError(f"record {index} out of range for split {self._split!r}")
-    return {"tokens": self._language.window(self._split_id, int(index))}
+    return {"tokens": self._language.windows(self._split_id, [int(index)])[0]}
+
+  def __getitems__(self, indices) -> list[dict]:
+    """Records at `indices` (grain's batch-read protocol): their windows drawn together."""
+    for index in indices:
+      if not 0 <= index < self._num_records:
+        raise IndexError(f"record {index} out of range for split {self._split!r}")
+    return [{"tokens": row} for row in self._language.windows(self._split_id, indices)]
 
   def __repr__(self) -> str:
     return f"ZipfMarkovSource({self._language!r}, split={self._split!r})"
@@ -70,7 +77,10 @@ class ZipfMarkovLanguage:
     self.prob_S = prob_S / prob_S.sum()
     self._cdf = np.cumsum(self.prob_S)
     self._cdf[-1] = 1.0
-    self._next = self.next_CxS.tolist()
+    # Context c's successor of rank r is context ((c mod V^(k-1))·V + token); stored times S,
+    # so a walk step is one add and one lookup: state' = table[state + rank], state = c·S.
+    shifted_C = (np.arange(vocab_size**order) % vocab_size ** (order - 1)) * vocab_size
+    self._step_table = ((shifted_C[:, None] + self.next_CxS) * successors).ravel()
     self.stationary_C = self._stationary()
     self._stationary_cdf = np.cumsum(self.stationary_C)
 
@@ -105,22 +115,27 @@ class ZipfMarkovLanguage:
         break
     return pi_C / pi_C.sum()
 
-  def window(self, split_id: int, index: int) -> np.ndarray:
-    """Record `index` of a split: `seq_len` tokens, a pure function of (seed, split, index)."""
-    rng = np.random.default_rng([self.seed, split_id, index])
-    u = rng.random(self.seq_len)
-    v, k = self.vocab_size, self.order
-    context = min(int(np.searchsorted(self._stationary_cdf, u[0], side="right")), v**k - 1)
-    tokens = [(context // v ** (k - 1 - j)) % v for j in range(k)]
-    # Every context shares one successor CDF, so the successor ranks are drawn at once; only
-    # the context walk is sequential (this runs for every record a run reads: keep it lean).
-    ranks = np.searchsorted(self._cdf, u[k:], side="right").tolist()
-    nexts, modulus = self._next, v ** (k - 1)
-    for rank in ranks:
-      token = nexts[context][rank]
-      tokens.append(token)
-      context = (context % modulus) * v + token
-    return np.asarray(tokens, dtype=np.int32)
+  def windows(self, split_id: int, indices) -> np.ndarray:
+    """Records `indices` of a split, int32[len(indices), seq_len]: row i is a pure function of
+    (seed, split, indices[i]), the same whatever records it is drawn with."""
+    u_BxT = np.stack(
+      [np.random.default_rng([self.seed, split_id, int(i)]).random(self.seq_len) for i in indices]
+    )
+    v, k, s = self.vocab_size, self.order, self.successors
+    context_B = np.searchsorted(self._stationary_cdf, u_BxT[:, 0], side="right")
+    context_B = np.minimum(context_B, v**k - 1)
+    rank_PxB = np.searchsorted(self._cdf, u_BxT[:, k:].T, side="right")  # successor ranks
+    # Every context shares one successor CDF, so the ranks are drawn at once; only the
+    # context walk is sequential, one step for all rows (this runs for every record read).
+    state_TxB = np.empty((self.seq_len, len(indices)), np.int64)
+    state_TxB[k - 1] = context_B * s
+    for t in range(k, self.seq_len):
+      state_TxB[t] = self._step_table[state_TxB[t - 1] + rank_PxB[t - k]]
+    tokens_BxT = np.empty((len(indices), self.seq_len), np.int32)
+    for j in range(k):  # the start context's own tokens, oldest first
+      tokens_BxT[:, j] = (context_B // v ** (k - 1 - j)) % v
+    tokens_BxT[:, k:] = (state_TxB[k:] // s % v).T  # each step's newest token
+    return tokens_BxT
 
   # --- exact information-theoretic quantities -------------------------------------------
 
