@@ -89,6 +89,9 @@ def first_steps():
 def test_mesh_gives_the_first_step_of_one_device(first_steps, name):
   one, other = first_steps["one"], first_steps[name]
   assert mesh_lib.shape_of(other["mesh"]) == dict(zip(mesh_lib.AXES, MESHES[name]))
+  # One init program whatever the mesh, each device computing its shards: the same state.
+  for x, x1 in zip(jax.tree.leaves(other["initial"]), jax.tree.leaves(one["initial"]), strict=True):
+    np.testing.assert_array_equal(x, x1)
   assert _rel(other["loss"], one["loss"]) < 1e-5
   assert _rel(other["step_loss"], one["step_loss"]) < 1e-5
   for g, g1 in zip(jax.tree.leaves(other["grads"]), jax.tree.leaves(one["grads"]), strict=True):
