@@ -222,7 +222,9 @@ def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
     ctx.checked = True
   if key not in ctx.cache:
     limit = int(ctx.config.sweep.memory_fraction * ctx.memory) if ctx.memory else None
-    ctx.cache[key] = _compile_candidate(ctx.config, ctx.plugins, run, ctx.example, limit)
+    ctx.cache[key] = _compile_candidate(
+      ctx.config, ctx.plugins, run, ctx.example, limit, ctx.counts(shape)
+    )
   compiled = ctx.cache[key]
   steps = int(budget // compiled.flops_per_step)
   tokens = steps * hp["batch_size"] * ctx.units
@@ -245,7 +247,7 @@ def evaluate(ctx: _Context, budget: float, shape: dict) -> dict:
   return run
 
 
-def _compile_candidate(config, plugins, run, example, limit: int | None) -> _Compiled:
+def _compile_candidate(config, plugins, run, example, limit: int | None, counts: dict) -> _Compiled:
   cfg = run_config(config, run)
   shape = run["shape"]
   build = lambda: plugins.model(shape, run["seed"])
@@ -272,7 +274,6 @@ def _compile_candidate(config, plugins, run, example, limit: int | None) -> _Com
     )
     if fsdp or memory is None or limit is None or memory <= limit:
       break
-  counts = params_lib.count_params(plugins.abstract_model(shape))
   return _Compiled(flops, counts, memory, mesh)
 
 
