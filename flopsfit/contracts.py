@@ -70,7 +70,9 @@ class CountsCustomCallFlops(Protocol):
 @runtime_checkable
 class Source(Protocol):
   """A grain random-access source of one split: records by index, and a `__repr__` that is the
-  same for the same data (grain checks it when an iterator state is restored)."""
+  same for the same data (grain checks it when an iterator state is restored). Optional:
+  `__getitems__(indices)`, the records at `indices` in one call (the engine reads each batch
+  with it when present)."""
 
   def __len__(self) -> int: ...
 
