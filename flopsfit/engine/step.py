@@ -333,9 +333,9 @@ def replica_state(stacked, index: int, state_sharding):
   return jax.device_put(jax.tree.map(lambda x: x[index], stacked), state_sharding)
 
 
-# The init runs once per run: compiled without backend optimisation it builds in about a second,
-# where XLA's optimising compile of the random initialisers took 5-10 s per new model width on
-# one CPU core (eagerly, one compile per parameter shape).
+# The init runs once per run: compiled without backend optimisation it builds in about 2 s per
+# new model width on one CPU core, where eagerly (one optimising compile per parameter shape)
+# it took 6-11 s (benchmarks/model_init.py).
 _RUN_ONCE = {"xla_backend_optimization_level": 0}
 
 
