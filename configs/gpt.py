@@ -18,19 +18,20 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
 and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of
 16×64 tokens, packed as two one-core workers. Measured from a clean clone on a quiet machine
-(2026-11-27, 07:11): 9 min 20 s for `pip install -e .` and the three stages; the sweep 527 s:
-plan 71 s, compile 51 s (10%), train 376 s, eval 17 s; sweep efficiency 0.161
-(sweep_summary.json).
+(2026-11-27, 10:02, at af843a7): 7 min 34 s for the three stages; the sweep 434 s: plan 56 s,
+compile 47 s (11%), train 308 s, eval 15 s; sweep efficiency 0.183 (sweep_summary.json).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.668, 2.509, 2.310 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
+2.668, 2.509, 2.314 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
-64-token windows (entropy rate 1.816): here it lands 3% below it. Measured, one seed:
-Approach 2 (all 3 budgets) gives N_opt ∝ C^0.79 [0.58, 1.17] and D_opt ∝ C^0.34 and predicts
-the held-out 1e12 budget's N_opt to +12.4%; Approach 3 gives E = 1.79 [0.15, 2.14],
-α = 0.30, β = 0.85, a = 0.77 [0.64, 0.98] and predicts the held-out budget's losses to 1.3%
-(mean). These tiny models want far more than 20 tokens per parameter (about 180 at 1e11, 65 at
+64-token windows (entropy rate 1.816): here it lands 5% below it. Measured, one seed:
+Approach 2 (all 3 budgets) gives N_opt ∝ C^0.79 [0.59, 1.16] and D_opt ∝ C^0.34 and predicts
+the held-out 1e12 budget's N_opt to +12.9%; Approach 3 gives E = 1.75 [0.29, 2.14],
+α = 0.29, β = 0.86, a = 0.75 [0.62, 0.93] and predicts the held-out budget's losses to 1.5%
+(mean). These tiny models want far more than 20 tokens per parameter (about 180 at 1e11, 60 at
 1e12), hence sweep.tokens_per_param = 150; with one seed and three budgets the intervals are
-wide (add sweep.budgets or sweep.seeds).
+wide (add sweep.budgets or sweep.seeds). The results move by run-to-run noise from one version
+to the next (up to 0.01 nats per run when the init's rounding changed, 27 Nov 2026:
+docs/performance-sweep.md#per-run-start-up-the-init-compiled-once).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
 """
 
