@@ -18,7 +18,8 @@ from flopsfit.sweep.run_config import run_config
 def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "1") -> dict:
   """Seconds per run on this machine from a short probe of the real loop (data included), and
   the sweep's total: their sum when runs go one at a time (`parallel="1"`), else the makespan
-  of the packed schedule (`layout.py`), with step times probed in a worker on one device group.
+  of the packed schedule (`layout.py`), with step times probed in workers of that layout (the
+  smallest and largest run side by side on two device groups where it has two).
 
   The smallest and largest runs are timed; step time between them follows a power of the
   FLOPs per step (small shapes use the machine less well, so time grows slower than FLOPs),
@@ -35,9 +36,14 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
     seconds = _per_run(step_points(config, plugins, runs, example, mesh), runs)
     return {**seconds, "total_seconds": sum(seconds["seconds"].values()), "workers": 1}
   times, estimate = {}, None  # times: group size -> {run_id: seconds on such a worker}
+  smallest, largest = _extremes(runs)
   for size in sorted({len(w.group) for w in packed}):
-    group = next(w.group for w in packed if len(w.group) == size)
-    part = _per_run(workers_lib.probe_in_worker(config, machine, group, runs), runs)
+    groups = [w.group for w in packed if len(w.group) == size]
+    probes = [(groups[0], [smallest, largest])]
+    if len(groups) > 1 and largest is not smallest:  # the two, side by side as they would train
+      probes = [(groups[0], [smallest]), (groups[1], [largest])]
+    points = sorted(workers_lib.probe_in_workers(config, machine, probes))
+    part = _per_run(points, runs)
     times[size], estimate = part["seconds"], estimate or part  # shown: the narrowest workers
   total = _greedy_makespan([w.run_ids for w in packed], [times[len(w.group)] for w in packed])
   return {**estimate, "total_seconds": total, "workers": len(packed)}
@@ -84,10 +90,15 @@ def _trained_steps(run: dict) -> float:
   return layout_lib.train_flops(run) / run["flops_per_step"]
 
 
+def _extremes(runs: list[dict]) -> tuple[dict, dict]:
+  """The runs with the fewest and the most FLOPs per step."""
+  smallest = min(runs, key=lambda r: r["flops_per_step"])
+  return smallest, max(runs, key=lambda r: r["flops_per_step"])
+
+
 def step_points(config, plugins, runs: list[dict], example, mesh) -> list[tuple]:
   """(FLOPs per step, seconds per step, compile seconds) of the smallest and largest run."""
-  smallest = min(runs, key=lambda r: r["flops_per_step"])
-  largest = max(runs, key=lambda r: r["flops_per_step"])
+  smallest, largest = _extremes(runs)
   points = []
   for run in [smallest, largest] if largest is not smallest else [smallest]:
     cfg = run_config(config, run)
