@@ -18,10 +18,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import baseline as baseline_lib  # benchmarks/baseline.py, beside this script
+
 BATCH = 16
 
 
@@ -69,16 +69,11 @@ def main() -> None:
   if args.child:
     print(json.dumps(child(args.batches)))
     return
-  with tempfile.TemporaryDirectory(prefix="flopsfit-baseline-") as baseline:
-    archive = subprocess.run(
-      ["git", "-C", REPO, "archive", args.baseline, "flopsfit"], check=True, capture_output=True
+  with baseline_lib.extracted(args.baseline) as baseline:
+    variants = {f"before ({args.baseline})": baseline, "now": baseline_lib.REPO}
+    results = baseline_lib.alternate(
+      variants, args.rounds, lambda path: run_child(path, args.batches)
     )
-    subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
-    variants = {f"before ({args.baseline})": baseline, "now": REPO}
-    results = {name: [] for name in variants}
-    for _ in range(args.rounds):
-      for name, path in variants.items():
-        results[name].append(run_child(path, args.batches))
   print(
     f"one core, batch {BATCH} × 64 tokens, {args.batches} batches; median of {args.rounds} "
     "rounds (alternating processes)"

@@ -17,10 +17,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import baseline as baseline_lib  # benchmarks/baseline.py, beside this script
+
 SHAPES = ((16, 1), (32, 2), (48, 3))
 
 
@@ -30,7 +30,8 @@ def child() -> dict:
   import jax
   import numpy as np
 
-  sys.path.append(REPO)  # configs/ (flopsfit itself comes from PYTHONPATH: the variant)
+  # configs/ from this checkout; flopsfit itself from PYTHONPATH (the variant being timed)
+  sys.path.append(baseline_lib.REPO)
   from configs import gpt
   from flopsfit import plugins as plugins_lib
   from flopsfit.engine import mesh as mesh_lib
@@ -73,16 +74,9 @@ def main() -> None:
   if args.child:
     print(json.dumps(child()))
     return
-  with tempfile.TemporaryDirectory(prefix="flopsfit-baseline-") as baseline:
-    archive = subprocess.run(
-      ["git", "-C", REPO, "archive", args.baseline, "flopsfit"], check=True, capture_output=True
-    )
-    subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
-    variants = {f"before ({args.baseline})": baseline, "now": REPO}
-    results = {name: [] for name in variants}
-    for _ in range(args.rounds):
-      for name, path in variants.items():
-        results[name].append(run_child(path))
+  with baseline_lib.extracted(args.baseline) as baseline:
+    variants = {f"before ({args.baseline})": baseline, "now": baseline_lib.REPO}
+    results = baseline_lib.alternate(variants, args.rounds, run_child)
   widths = list(results["now"][0])
   print(f"one core, fresh process, no compilation cache; median of {args.rounds} rounds")
   print(f"{'variant':<20} | " + " | ".join(f"{w:>8}" for w in widths) + " | seconds per width")

@@ -22,10 +22,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import baseline as baseline_lib  # benchmarks/baseline.py, beside this script
+
+REPO = baseline_lib.REPO
 SEQ, BATCH, VOCAB, STEPS_PER_CALL = 64, 16, 64, 20
 
 
@@ -119,11 +120,7 @@ def main():
   if args.child:
     print(json.dumps(child(args.configure, args.one_core, d_model, n_layers)))
     return
-  with tempfile.TemporaryDirectory(prefix="flopsfit-baseline-") as baseline:
-    archive = subprocess.run(
-      ["git", "-C", REPO, "archive", args.baseline, "flopsfit"], check=True, capture_output=True
-    )
-    subprocess.run(["tar", "-x", "-C", baseline], input=archive.stdout, check=True)
+  with baseline_lib.extracted(args.baseline) as baseline:
     if args.packed:
       variants = {
         f"before ({args.baseline}), 1 core": (baseline, False, True),
@@ -137,10 +134,9 @@ def main():
         "now + cpu_flags, 2 cores": (REPO, True, False),
         "now + cpu_flags, 1 core": (REPO, True, True),
       }
-    results = {name: [] for name in variants}
-    for _ in range(args.rounds):
-      for name, variant in variants.items():
-        results[name].append(run_variant(*variant, args.shape))
+    results = baseline_lib.alternate(
+      variants, args.rounds, lambda variant: run_variant(*variant, args.shape)
+    )
   base = statistics.median(r["ms"] for r in results[next(iter(variants))])
   print(
     f"GPT d{d_model}/L{n_layers}, seq {SEQ}, batch {BATCH}, vocab {VOCAB}, {STEPS_PER_CALL} "
