@@ -2,8 +2,10 @@
 alternating child processes."""
 
 import contextlib
+import json
 import os
 import subprocess
+import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,3 +31,16 @@ def alternate(variants: dict, rounds: int, run) -> dict:
     for name, variant in variants.items():
       results[name].append(run(variant))
   return results
+
+
+def run_one_core_child(script: str, path: str, args: list[str] = ()) -> dict:
+  """`script --child *args` in a fresh process pinned to this process's first core, with the
+  `flopsfit` of `path` (a baseline's or this checkout) and no inherited XLA flags or
+  compilation cache; returns the JSON its last line prints."""
+  env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
+  env.pop("XLA_FLAGS", None)
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  core = str(sorted(os.sched_getaffinity(0))[0])
+  command = ["taskset", "-c", core, sys.executable, os.path.abspath(script), "--child", *args]
+  out = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=path)
+  return json.loads(out.stdout.strip().splitlines()[-1])

@@ -14,10 +14,7 @@ with the d16-L1 step of `benchmarks/tiny_step.py` (about 2-2.5 ms on this machin
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 import baseline as baseline_lib  # benchmarks/baseline.py, beside this script
@@ -50,15 +47,6 @@ def child(batches: int) -> dict:
   return {name: 1e3 * seconds for name, seconds in best.items()}
 
 
-def run_child(path: str, batches: int) -> dict:
-  env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
-  core = str(sorted(os.sched_getaffinity(0))[0])
-  args = ["taskset", "-c", core, sys.executable, os.path.abspath(__file__), "--child"]
-  args += ["--batches", str(batches)]
-  out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, cwd=path)
-  return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--baseline", default="17532c4", help="git ref to compare with")
@@ -72,7 +60,11 @@ def main() -> None:
   with baseline_lib.extracted(args.baseline) as baseline:
     variants = {f"before ({args.baseline})": baseline, "now": baseline_lib.REPO}
     results = baseline_lib.alternate(
-      variants, args.rounds, lambda path: run_child(path, args.batches)
+      variants,
+      args.rounds,
+      lambda path: baseline_lib.run_one_core_child(
+        __file__, path, ["--batches", str(args.batches)]
+      ),
     )
   print(
     f"one core, batch {BATCH} × 64 tokens, {args.batches} batches; median of {args.rounds} "

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -55,16 +54,6 @@ def child() -> dict:
   return seconds
 
 
-def run_child(path: str) -> dict:
-  env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
-  env.pop("XLA_FLAGS", None)
-  env.pop("JAX_COMPILATION_CACHE_DIR", None)
-  core = str(sorted(os.sched_getaffinity(0))[0])
-  args = ["taskset", "-c", core, sys.executable, os.path.abspath(__file__), "--child"]
-  out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, cwd=path)
-  return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--baseline", default="17532c4", help="git ref to compare with")
@@ -76,7 +65,9 @@ def main() -> None:
     return
   with baseline_lib.extracted(args.baseline) as baseline:
     variants = {f"before ({args.baseline})": baseline, "now": baseline_lib.REPO}
-    results = baseline_lib.alternate(variants, args.rounds, run_child)
+    results = baseline_lib.alternate(
+      variants, args.rounds, lambda path: baseline_lib.run_one_core_child(__file__, path)
+    )
   widths = list(results["now"][0])
   print(f"one core, fresh process, no compilation cache; median of {args.rounds} rounds")
   print(f"{'variant':<20} | " + " | ".join(f"{w:>8}" for w in widths) + " | seconds per width")

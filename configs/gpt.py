@@ -18,8 +18,11 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
 and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of
 16×64 tokens, packed as two one-core workers. Measured from a clean clone on a quiet machine
-(2026-11-27, 10:02, at af843a7): 7 min 34 s for the three stages; the sweep 434 s: plan 56 s,
-compile 47 s (11%), train 308 s, eval 15 s; sweep efficiency 0.183 (sweep_summary.json).
+(2026-11-27, 10:32, at 9d58b16): 6 min 9 s for `pip install -e .` and the three stages; the
+sweep 340 s: plan 39 s, compile 35 s (10%), train 247 s, eval 13 s; sweep efficiency 0.224
+(sweep_summary.json). The same stages 30 min earlier, at af843a7 (the plan's probe one run
+after the other): 7 min 34 s, the sweep 434 s, efficiency 0.183; this machine's speed moves by
+10-20% from run to run.
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
 2.668, 2.509, 2.314 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
