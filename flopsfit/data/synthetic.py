@@ -29,9 +29,7 @@ class ZipfMarkovSource:
     return self._num_records
 
   def __getitem__(self, index: int) -> dict:
-    if not 0 <= index < self._num_records:
-      raise IndexError(f"record {index} out of range for split {self._split!r}")
-    return {"tokens": self._language.windows(self._split_id, [int(index)])[0]}
+    return self.__getitems__([int(index)])[0]
 
   def __getitems__(self, indices) -> list[dict]:
     """Records at `indices` (grain's batch-read protocol): their windows drawn together."""
