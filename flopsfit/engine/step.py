@@ -343,7 +343,7 @@ def placed_init(init, state_sharding):
   """`init` (init_fn's) compiled once, returning the state placed by `state_sharding` (each
   device computes only its shards: a sharded state is never whole on one device)."""
   jitted = jax.jit(init, out_shardings=state_sharding)
-  compiled = {}
+  compiled = {}  # on first call: a run resumed from a checkpoint never builds its init
 
   def init_on_mesh(total_steps: int):
     steps = np.int32(total_steps)
