@@ -1,6 +1,7 @@
 """Does training a shape's seeds together in one vmapped step pay on this machine?
 
   python benchmarks/seed_replicas.py [--replicas=1,2,4] [--shapes=16x1,32x2,48x3,64x4]
+  python benchmarks/seed_replicas.py --settings=all     # a GPU: no one-core setting
 
 For each default-sweep shape (GPT, seq 64, batch 16, vocab 64, head_dim 8; `DxL` = d_model x
 n_layers) and each replica count R, a child process stacks R independently initialised train
@@ -86,6 +87,7 @@ def child(d_model: int, n_layers: int, replicas: list[int], rounds: int, one_cor
     rows.append(
       {
         "shape": f"d{d_model}-L{n_layers}",
+        "device": jax.local_devices()[0].device_kind,
         "cores": 1 if one_core else len(os.sched_getaffinity(0)),
         "replicas": r,
         "ms_per_call": 1e3 * best[r],
@@ -101,9 +103,16 @@ def main() -> None:
   parser.add_argument("--replicas", default="1,2,4")
   parser.add_argument("--shapes", default="16x1,32x2,48x3,64x4")
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument(
+    "--settings",
+    default="all,one_core",
+    help="all: every device of the machine; one_core: pinned as a one-core worker (CPU)",
+  )
   parser.add_argument("--child", default="", help=argparse.SUPPRESS)
   args = parser.parse_args()
   replicas = [int(r) for r in args.replicas.split(",")]
+  if not set(args.settings.split(",")) <= {"all", "one_core"}:
+    sys.exit(f"--settings: expected 'all' and/or 'one_core', got {args.settings!r}")
   if args.child:
     d, layers, one_core = args.child.split(",")
     rows = child(int(d), int(layers), replicas, args.rounds, one_core == "1")
@@ -113,7 +122,7 @@ def main() -> None:
   rows = []
   for shape in args.shapes.split(","):
     d, layers = shape.split("x")
-    for one_core in ("0", "1"):
+    for one_core in ["1" if s == "one_core" else "0" for s in args.settings.split(",")]:
       proc = subprocess.run(
         [sys.executable, __file__, f"--child={d},{layers},{one_core}"]
         + [f"--replicas={args.replicas}", f"--rounds={args.rounds}"],
@@ -124,6 +133,7 @@ def main() -> None:
       if proc.returncode:
         sys.exit(f"child {shape} one_core={one_core} failed:\n{proc.stderr[-3000:]}")
       rows += json.loads(proc.stdout.strip().splitlines()[-1])
+  print(f"device: {rows[0]['device']}")
   print(
     f"{'shape':>8} {'cores':>5} {'R':>3} {'ms/call':>9} {'replica-steps/s':>16} "
     f"{'gain vs R=1':>11} {'compile s':>9}"

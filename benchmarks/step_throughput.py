@@ -4,6 +4,7 @@
   python benchmarks/step_throughput.py --reference --torch     # the reference shape only,
                                                                # and PyTorch eager beside it
   python benchmarks/step_throughput.py --large --dtype=bfloat16 --attention=cudnn  # a GPU
+  python benchmarks/step_throughput.py --gpt124m --dtype=bfloat16  # the GPU MFU target shape
 
 FLOPs per step are flopsfit's count (the lowered step, as in training); the peak is a large
 matmul measured in the same process on CPU (so on CPU "mfu" is the step's FLOP/s as a
@@ -28,6 +29,10 @@ SIZES = [  # d_model, n_layers, seq_len, batch, vocab, head_dim, tied head
   (512, 8, 256, 8, 256, 16, True),
 ]
 REFERENCE = (256, 4, 256, 16, 512, 64, False)  # the PyTorch comparison's shape
+# The GPU MFU target (issue 11: >= 45% bf16 MFU on an H100): a GPT-2-small-sized model, d768,
+# 12 layers of 12 heads, seq 1024, tied embeddings over a 50,304-token vocabulary: 123.6M
+# parameters.
+GPT124M = (768, 12, 1024, 16, 50304, 64, True)
 LARGE = [  # accelerator-sized shapes (--large)
   (1024, 8, 1024, 16, 32768, 64, False),
   (2048, 8, 2048, 8, 32768, 128, False),
@@ -63,6 +68,7 @@ def main():
   )
   parser.add_argument("--reference", action="store_true", help="only the reference shape")
   parser.add_argument("--large", action="store_true", help="accelerator-sized shapes instead")
+  parser.add_argument("--gpt124m", action="store_true", help="only the ~124M GPU target shape")
   parser.add_argument(
     "--attention",
     default="xla",
@@ -91,7 +97,13 @@ def main():
   peak, _ = throughput.peak_flops(mesh, args.dtype, args.peak_flops)
   rows = []
   for d_model, n_layers, seq_len, batch, vocab, head_dim, tied in (
-    [REFERENCE] if args.reference else LARGE if args.large else SIZES + [REFERENCE]
+    [REFERENCE]
+    if args.reference
+    else [GPT124M]
+    if args.gpt124m
+    else LARGE
+    if args.large
+    else SIZES + [REFERENCE]
   ):
     batch = max(batch, mesh.size)
     build = lambda: GPT(
@@ -122,7 +134,7 @@ def main():
     flops_per_s = compiled.flops_per_step / seconds
     rows.append(
       {
-        "shape": "reference" if (d_model, n_layers, seq_len, batch, vocab) == REFERENCE[:5] else "",
+        "shape": _name((d_model, n_layers, seq_len, batch, vocab)),
         "d_model": d_model,
         "n_layers": n_layers,
         "seq_len": seq_len,
@@ -160,6 +172,10 @@ def main():
         f"{torch_row['tokens_per_s']:.0f} tokens/s: "
         f"{reference['tokens_per_s'] / torch_row['tokens_per_s']:.2f}x"
       )
+
+
+def _name(shape: tuple) -> str:
+  return {REFERENCE[:5]: "reference", GPT124M[:5]: "gpt124m"}.get(shape, "")
 
 
 def _torch_reference(steps: int) -> dict | None:
