@@ -1,7 +1,7 @@
 """Issue 11's GPU checks in one run, for a session lent a GPU for a few minutes.
 
   python benchmarks/gpu_checks.py [--out=DIR] [--budget_s=480]
-  python benchmarks/gpu_checks.py --smoke     # on CPU, toy sizes: checks this script (~3 min)
+  python benchmarks/gpu_checks.py --smoke     # on CPU, toy sizes: checks this script (~2 min)
 
 Each check runs in a child process (so none holds the GPU for the next) with its own time
 limit, most important first:

@@ -5,6 +5,8 @@ processes.
   python benchmarks/tiny_step.py [--rounds=3] [--baseline=68a5798]
   python benchmarks/tiny_step.py --baseline=2a48315 --shape=64x4 --packed  # another sweep shape,
                                                       # both versions as one-core packed workers
+  python benchmarks/tiny_step.py --shape=64x4 --flags_only  # a one-core worker without and with
+                                                      # cpu_flags (step and compile time)
 
 The baseline is extracted from git (`git archive`) into a temporary directory and run with
 its own defaults; "now" runs this checkout as flopsfit trains (on both cores, and on one core
@@ -56,6 +58,7 @@ def child(configure: bool, one_core: bool, d_model: int, n_layers: int) -> dict:
   )
   tokens = np.random.default_rng(0).integers(0, VOCAB, (STEPS_PER_CALL, BATCH, SEQ), np.int32)
   mesh = mesh_lib.data_mesh(jax.devices()[:1])
+  start = time.perf_counter()
   compiled = step_lib.compile_step(
     build,
     losses.next_token_cross_entropy(),
@@ -65,6 +68,7 @@ def child(configure: bool, one_core: bool, d_model: int, n_layers: int) -> dict:
     BATCH,
     STEPS_PER_CALL,
   )
+  compile_s = time.perf_counter() - start  # tracing, lowering and XLA's compiles, no cache
   state = compiled.init(100_000)
   batches = jax.device_put({"tokens": tokens}, mesh_lib.batch_sharding(mesh, 1))
   # The landed code's call takes the K batches; today's also the number of steps to take.
@@ -82,6 +86,7 @@ def child(configure: bool, one_core: bool, d_model: int, n_layers: int) -> dict:
     best = min(best, (time.perf_counter() - start) / (calls * STEPS_PER_CALL))
   return {
     "ms": 1e3 * best,
+    "compile_s": compile_s,
     "fusions": compiled.multi.as_text().count(" fusion("),
     "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
@@ -108,6 +113,11 @@ def main():
   parser.add_argument(
     "--packed", action="store_true", help="only baseline and now, each as a one-core worker"
   )
+  parser.add_argument(
+    "--flags_only",
+    action="store_true",
+    help="only this checkout as a one-core worker, without and with cpu_flags",
+  )
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--path", default=REPO, help=argparse.SUPPRESS)
   parser.add_argument("--configure", action="store_true", help=argparse.SUPPRESS)
@@ -121,7 +131,12 @@ def main():
     print(json.dumps(child(args.configure, args.one_core, d_model, n_layers)))
     return
   with baseline_lib.extracted(args.baseline) as baseline:
-    if args.packed:
+    if args.flags_only:
+      variants = {
+        "now, 1 core, as a packed worker": (REPO, False, True),
+        "now + cpu_flags, 1 core": (REPO, True, True),
+      }
+    elif args.packed:
       variants = {
         f"before ({args.baseline}), 1 core": (baseline, False, True),
         "now, 1 core, as a packed worker": (REPO, False, True),
@@ -143,13 +158,15 @@ def main():
     f"steps per call; median of {args.rounds} rounds (each the best of 5 blocks)"
   )
   print(
-    f"{'variant':<34} | {'ms/step':>8} | {'tokens/s':>9} | {'speedup':>7} | fusions | XLA_FLAGS"
+    f"{'variant':<34} | {'ms/step':>8} | {'tokens/s':>9} | {'speedup':>7} | compile s | "
+    "fusions | XLA_FLAGS"
   )
   for name, runs in results.items():
     ms = statistics.median(r["ms"] for r in runs)
     print(
       f"{name:<34} | {ms:8.3f} | {BATCH * SEQ / ms * 1e3:9.0f} | {base / ms:6.2f}x | "
-      f"{runs[0]['fusions']:7d} | {runs[0]['xla_flags']}"
+      f"{statistics.median(r['compile_s'] for r in runs):9.1f} | {runs[0]['fusions']:7d} | "
+      f"{runs[0]['xla_flags']}"
     )
 
 

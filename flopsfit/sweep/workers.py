@@ -3,12 +3,14 @@
 Each worker is `python -m flopsfit.sweep.worker` (a fresh interpreter: JAX is never forked)
 whose environment gives it its devices before JAX starts: on CPU its cores (pinned by the
 worker) and as many forced host devices, XLA's Eigen thread pool sized by the pinning and
-single-threaded for a one-core worker; on GPUs a CUDA_VISIBLE_DEVICES subset. Workers share the
+single-threaded for a one-core worker, and the CPU tuning flags this XLA accepts; on GPUs a
+CUDA_VISIBLE_DEVICES subset. Workers share the
 parent's process group; a SIGTERM to the parent is passed on to them (each saves a checkpoint
 and exits 75).
 """
 
 import dataclasses
+import functools
 import json
 import os
 import pickle
@@ -29,6 +31,12 @@ from flopsfit.sweep.layout import Machine, Worker
 _DEVICE_FLAGS = re.compile(
   r"--xla_force_host_platform_device_count=\S+|--xla_cpu_multi_thread_eigen=\S+"
 )
+# XLA CPU flags that make a sweep's small steps faster. Without YNNPACK fusions XLA runs the
+# small dots and reductions with its own emitters: 1.12-1.14x faster steps of d24-L1, d40-L2 and
+# d64-L4 in a one-core worker, for 0.3-2 s more compile per shape (benchmarks/tiny_step.py
+# --flags_only; docs/performance-sweep.md). The flag is experimental and an XLA that does not
+# know a flag aborts at start-up, so each is used only once a throwaway interpreter accepted it.
+CPU_TUNING_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
 
 @dataclasses.dataclass
@@ -56,11 +64,36 @@ def worker_env(machine: Machine, group: tuple[str, ...]) -> dict:
     flags.append(f"--xla_force_host_platform_device_count={len(group)}")
     if len(group) == 1:
       flags.append("--xla_cpu_multi_thread_eigen=false")
+    given = {flag.split("=")[0] for flag in flags}  # the user's own values win
+    flags += [f for f in accepted_cpu_flags(CPU_TUNING_FLAGS) if f.split("=")[0] not in given]
     env["XLA_FLAGS"] = " ".join(flags)
     env["FLOPSFIT_WORKER_CORES"] = ",".join(group)
   else:
     env["CUDA_VISIBLE_DEVICES"] = ",".join(group)
   return env
+
+
+@functools.cache
+def accepted_cpu_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
+  """Those of `flags` this JAX's XLA accepts: each tried once (per process) in a fresh
+  interpreter on the CPU backend, ~1.5 s; a flag it rejects is left out with a warning."""
+  accepted = []
+  for flag in flags:
+    env = {**os.environ, "XLA_FLAGS": flag, "JAX_PLATFORMS": "cpu"}
+    try:
+      code = subprocess.run(
+        [sys.executable, "-c", "import jax; jax.devices()"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+      ).returncode
+    except subprocess.TimeoutExpired:
+      code = None
+    if code == 0:
+      accepted.append(flag)
+    else:
+      logging.warning("XLA does not accept %s (exit %s): workers run without it", flag, code)
+  return tuple(accepted)
 
 
 def probe_in_workers(config, machine: Machine, probes: list[tuple[tuple[str, ...], list]]) -> list:
