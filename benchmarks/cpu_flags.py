@@ -1,7 +1,9 @@
 """An experiment: XLA CPU runtime flags for small steps, set before JAX starts its backend.
 
-Not used by flopsfit itself: benchmarks/tiny_step.py times a step with them against the step
-without them, and until a quiet machine shows a gain they stay out of the package. The flags:
+benchmarks/tiny_step.py times a step with them against the step without them. flopsfit's
+packed CPU workers set both on their own (flopsfit/sweep/workers.py: the one-core Eigen flag,
+and the YNNPACK one once this XLA has shown it accepts it); this module sets them in a
+benchmark's process. The flags:
 - `--xla_cpu_experimental_ynn_fusion_type=` (no YNNPACK fusions): XLA's own loop and dot
   emitters are faster than a YNNPACK call for the small reductions and matmuls of a tiny step.
 - `--xla_cpu_multi_thread_eigen=false` when the process has one core: no thread-pool
