@@ -17,24 +17,26 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 
 Hardware and time: 2 CPU cores (AMD EPYC, AVX2). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7
 and 7 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of
-16×64 tokens, packed as two one-core workers. Measured from a clean clone on a quiet machine
-(2026-11-27, 10:32, at 9d58b16): 6 min 9 s for `pip install -e .` and the three stages; the
-sweep 340 s: plan 39 s, compile 35 s (10%), train 247 s, eval 13 s; sweep efficiency 0.224
-(sweep_summary.json). The same stages 30 min earlier, at af843a7 (the plan's probe one run
-after the other): 7 min 34 s, the sweep 434 s, efficiency 0.183; this machine's speed moves by
-10-20% from run to run.
+16×64 tokens, packed as two one-core workers. Measured from a clean clone (2026-11-27, 12:19,
+at 7081d40, packed workers without YNNPACK fusions): 7 min 14 s for `pip install -e .` and the
+three stages; the sweep 408 s: plan 46 s, compile 57 s (14%), train 285 s, eval 13 s; sweep
+efficiency 0.226 (sweep_summary.json). This machine was slow at that moment (its matmul peak
+measured 1.04e11 FLOP/s, against 1.64e11 at 10:59, when 7ca7bfb took 5 min 55 s, the sweep
+331 s): its speed moves by 10-40% from run to run, so compare code only side by side
+(benchmarks/sweep_packing.py: 1.82x packed against one run at a time, 12:02).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.668, 2.509, 2.314 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
+2.668, 2.516, 2.311 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
 64-token windows (entropy rate 1.816): here it lands 5% below it. Measured, one seed:
-Approach 2 (all 3 budgets) gives N_opt ∝ C^0.79 [0.59, 1.16] and D_opt ∝ C^0.34 and predicts
-the held-out 1e12 budget's N_opt to +12.9%; Approach 3 gives E = 1.75 [0.29, 2.14],
-α = 0.29, β = 0.86, a = 0.75 [0.62, 0.93] and predicts the held-out budget's losses to 1.5%
+Approach 2 (all 3 budgets) gives N_opt ∝ C^0.80 [0.57, 1.19] and D_opt ∝ C^0.33 and predicts
+the held-out 1e12 budget's N_opt to +10.2%; Approach 3 gives E = 1.75 [0.02, 2.14],
+α = 0.29, β = 0.82, a = 0.74 [0.61, 0.94] and predicts the held-out budget's losses to 1.7%
 (mean). These tiny models want far more than 20 tokens per parameter (about 180 at 1e11, 60 at
 1e12), hence sweep.tokens_per_param = 150; with one seed and three budgets the intervals are
 wide (add sweep.budgets or sweep.seeds). The results move by run-to-run noise from one version
 to the next (up to 0.01 nats per run when the init's rounding changed, 27 Nov 2026:
-docs/performance-sweep.md#per-run-start-up-the-init-compiled-once).
+docs/performance-sweep.md#per-run-start-up-the-init-compiled-once; up to 0.013 when packed
+workers dropped XLA's YNNPACK fusions, the same day).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
 """
 
