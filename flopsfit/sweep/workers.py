@@ -4,9 +4,8 @@ Each worker is `python -m flopsfit.sweep.worker` (a fresh interpreter: JAX is ne
 whose environment gives it its devices before JAX starts: on CPU its cores (pinned by the
 worker) and as many forced host devices, XLA's Eigen thread pool sized by the pinning and
 single-threaded for a one-core worker, and the CPU tuning flags this XLA accepts; on GPUs a
-CUDA_VISIBLE_DEVICES subset. Workers share the
-parent's process group; a SIGTERM to the parent is passed on to them (each saves a checkpoint
-and exits 75).
+CUDA_VISIBLE_DEVICES subset. Workers share the parent's process group; a SIGTERM to the parent
+is passed on to them (each saves a checkpoint and exits 75).
 """
 
 import dataclasses
@@ -34,7 +33,7 @@ _DEVICE_FLAGS = re.compile(
 # XLA CPU flags that make a sweep's small steps faster. Without YNNPACK fusions XLA runs the
 # small dots and reductions with its own emitters: 1.12-1.14x faster steps of d24-L1, d40-L2 and
 # d64-L4 in a one-core worker, for 0.3-2 s more compile per shape (benchmarks/tiny_step.py
-# --flags_only; docs/performance-sweep.md). The flag is experimental and an XLA that does not
+# --flags_only; docs/performance-step.md). The flag is experimental and an XLA that does not
 # know a flag aborts at start-up, so each is used only once a throwaway interpreter accepted it.
 CPU_TUNING_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
 
