@@ -99,27 +99,26 @@ def probe_in_workers(config, machine: Machine, probes: list[tuple[tuple[str, ...
   """The plan probe's step points (`probe.step_points`): each (group, runs) of `probes` timed
   in its own worker on its group, all at once (disjoint groups, as the sweep's workers train
   side by side). Returns every worker's points."""
-  scratch = tempfile.mkdtemp(prefix="flopsfit-probe-")
-  started = []
-  for index, (group, runs) in enumerate(probes):
-    output = os.path.join(scratch, f"probe-{index}.json")
-    spec = {"probe": True, "config": config.copy_and_resolve_references(), "runs": runs}
-    spec_path = _write_spec(scratch, f"probe-{index}", spec, output)
-    proc = subprocess.Popen(
-      [sys.executable, "-m", "flopsfit.sweep.worker", spec_path],
-      env=worker_env(machine, group),
-      stdout=sys.stderr.fileno(),
-    )
-    started.append((group, output, proc))
-  codes = [(group, proc.wait()) for group, _, proc in started]
-  for group, code in codes:
-    if code:
-      raise RuntimeError(f"the plan probe's worker on {group} exited with status {code}")
-  points = []
-  for _, output, _ in started:
-    with open(output) as f:
-      points += [tuple(p) for p in json.load(f)["points"]]
-  shutil.rmtree(scratch, ignore_errors=True)
+  with tempfile.TemporaryDirectory(prefix="flopsfit-probe-") as scratch:  # removed on errors too
+    started = []
+    for index, (group, runs) in enumerate(probes):
+      output = os.path.join(scratch, f"probe-{index}.json")
+      spec = {"probe": True, "config": config.copy_and_resolve_references(), "runs": runs}
+      spec_path = _write_spec(scratch, f"probe-{index}", spec, output)
+      proc = subprocess.Popen(
+        [sys.executable, "-m", "flopsfit.sweep.worker", spec_path],
+        env=worker_env(machine, group),
+        stdout=sys.stderr.fileno(),
+      )
+      started.append((group, output, proc))
+    codes = [(group, proc.wait()) for group, _, proc in started]
+    for group, code in codes:
+      if code:
+        raise RuntimeError(f"the plan probe's worker on {group} exited with status {code}")
+    points = []
+    for _, output, _ in started:
+      with open(output) as f:
+        points += [tuple(p) for p in json.load(f)["points"]]
   return points
 
 
