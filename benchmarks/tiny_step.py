@@ -19,6 +19,7 @@ and its speedup over the baseline. About a minute per round.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -95,6 +96,7 @@ def child(configure: bool, one_core: bool, d_model: int, n_layers: int) -> dict:
 def run_variant(path: str, configure: bool, one_core: bool, shape: str) -> dict:
   env = {**os.environ, "PYTHONPATH": path, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)  # compile times without a cache
   args = [sys.executable, os.path.abspath(__file__), "--child", "--path", path, "--shape", shape]
   args += ["--configure"] * configure + ["--one_core"] * one_core
   out = subprocess.run(args, env=env, check=True, capture_output=True, text=True, cwd=path)
@@ -130,7 +132,8 @@ def main():
   if args.child:
     print(json.dumps(child(args.configure, args.one_core, d_model, n_layers)))
     return
-  with baseline_lib.extracted(args.baseline) as baseline:
+  extracted = contextlib.nullcontext() if args.flags_only else baseline_lib.extracted(args.baseline)
+  with extracted as baseline:  # --flags_only times this checkout only
     if args.flags_only:
       variants = {
         "now, 1 core, as a packed worker": (REPO, False, True),
