@@ -10,7 +10,8 @@ limit, most important first:
    attention, then cuDNN's fused attention (target: at least 45% on an H100).
 2. The quick sweep on the GPU (`sweep_packing.py --order=auto`): its wall time split and its
    sweep efficiency.
-3. Seeds trained together in one vmapped step (`seed_replicas.py --settings=all`): whether
+3. The ~124M GPT with cuDNN's attention at batch 32 instead of 16.
+4. Seeds trained together in one vmapped step (`seed_replicas.py --settings=all`): whether
    `train.vmap_seeds` pays on the GPU.
 
 Each check's output is printed when it ends, and `gpu_checks.json` (the device, versions, and
@@ -43,6 +44,12 @@ CHECKS = [  # name, arguments (a script beside this one), its own time limit (s)
     150,
   ),
   ("quick_sweep", ["sweep_packing.py", "--config=configs/gpt.py:quick", "--order=auto"], 300),
+  (
+    "gpt124m_bf16_cudnn_batch32",
+    ["step_throughput.py", "--gpt124m", "--dtype=bfloat16", "--steps=10", "--attention=cudnn"]
+    + ["--batch=32"],
+    120,
+  ),
   (
     "vmap_seeds",
     ["seed_replicas.py", "--settings=all", "--shapes=16x1,64x4", "--rounds=2"],

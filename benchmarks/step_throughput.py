@@ -69,6 +69,7 @@ def main():
   parser.add_argument("--reference", action="store_true", help="only the reference shape")
   parser.add_argument("--large", action="store_true", help="accelerator-sized shapes instead")
   parser.add_argument("--gpt124m", action="store_true", help="only the ~124M GPU target shape")
+  parser.add_argument("--batch", type=int, default=0, help="batch size (default: each shape's own)")
   parser.add_argument(
     "--attention",
     default="xla",
@@ -105,7 +106,7 @@ def main():
     if args.large
     else SIZES + [REFERENCE]
   ):
-    batch = max(batch, mesh.size)
+    batch = max(args.batch or batch, mesh.size)
     build = lambda: GPT(
       vocab_size=vocab,
       d_model=d_model,
@@ -175,7 +176,10 @@ def main():
 
 
 def _name(shape: tuple) -> str:
-  return {REFERENCE[:5]: "reference", GPT124M[:5]: "gpt124m"}.get(shape, "")
+  """A named shape's name, whatever its batch; else empty."""
+  d_model, n_layers, seq_len, _, vocab = shape
+  named = {(s[0], s[1], s[2], s[4]): n for s, n in ((REFERENCE, "reference"), (GPT124M, "gpt124m"))}
+  return named.get((d_model, n_layers, seq_len, vocab), "")
 
 
 def _torch_reference(steps: int) -> dict | None:
