@@ -77,6 +77,12 @@ def main():
     help="the GPT's attention kernel (cudnn: NVIDIA GPUs, bfloat16)",
   )
   parser.add_argument("--torch", action="store_true", help="PyTorch eager at the reference shape")
+  parser.add_argument(
+    "--profile",
+    default="",
+    help="trace 3 more steps of each shape into this folder (perfetto_trace.json.gz; "
+    "benchmarks/trace_summary.py reads it)",
+  )
   args = parser.parse_args()
   torch_row = _torch_reference(args.steps) if args.torch else None
   os.environ["XLA_FLAGS"] = (
@@ -133,6 +139,10 @@ def main():
       jax.block_until_ready(metrics)
       seconds = min(seconds, time.perf_counter() - start)
     flops_per_s = compiled.flops_per_step / seconds
+    if args.profile:
+      shape = (d_model, n_layers, seq_len, batch, vocab)
+      folder = os.path.join(args.profile, f"{_name(shape) or 'shape'}-b{batch}")
+      _trace(compiled, state, device_batch, folder)
     rows.append(
       {
         "shape": _name((d_model, n_layers, seq_len, batch, vocab)),
@@ -173,6 +183,24 @@ def main():
         f"{torch_row['tokens_per_s']:.0f} tokens/s: "
         f"{reference['tokens_per_s'] / torch_row['tokens_per_s']:.2f}x"
       )
+
+
+def _trace(compiled, state, device_batch, folder: str) -> None:
+  """Three steps under JAX's profiler; the Perfetto trace copied to `folder` itself."""
+  import glob
+  import shutil
+
+  import jax
+
+  with jax.profiler.trace(folder, create_perfetto_trace=True):
+    for _ in range(3):
+      state, metrics = compiled.single(state, device_batch)
+    jax.block_until_ready(metrics)
+  traces = sorted(
+    glob.glob(os.path.join(folder, "plugins", "profile", "*", "perfetto_trace.json.gz"))
+  )
+  shutil.copy(traces[-1], os.path.join(folder, "perfetto_trace.json.gz"))
+  print(f"trace: {os.path.join(folder, 'perfetto_trace.json.gz')}")
 
 
 def _name(shape: tuple) -> str:
