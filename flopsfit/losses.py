@@ -14,20 +14,28 @@ def next_token_cross_entropy(pad_id: int | None = None):
   """
 
   def loss(outputs: dict, batch: dict):
-    logits_BxTxV = outputs["logits"][:, :-1].astype(jnp.float32)
-    targets_BxT = batch["tokens"][:, 1:]
-    mask_BxT = jnp.ones(targets_BxT.shape, jnp.float32)
+    # Position t predicts token t+1; the last position has none and is masked out. The logits
+    # are used whole, and the target's logit is picked by a select, not a gather: so the
+    # gradient of the loss is one elementwise pass over [B, T, V] (a slice's gradient would be a
+    # pad and a gather's a scatter, each another pass over the largest tensor of the step).
+    logits_BxTxV = outputs["logits"].astype(jnp.float32)
+    tokens_BxT = batch["tokens"]
+    targets_BxT = jnp.roll(tokens_BxT, -1, axis=1)
+    mask_BxT = jnp.broadcast_to(
+      jnp.arange(tokens_BxT.shape[1]) < tokens_BxT.shape[1] - 1, tokens_BxT.shape
+    ).astype(jnp.float32)
     if pad_id is not None:
       mask_BxT = mask_BxT * (targets_BxT != pad_id)
     if "mask" in batch:
-      mask_BxT = mask_BxT * batch["mask"][:, 1:].astype(jnp.float32)
-    xent_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
+      mask_BxT = mask_BxT * jnp.roll(batch["mask"], -1, axis=1).astype(jnp.float32)
+    is_target_BxTxV = jnp.arange(logits_BxTxV.shape[-1]) == targets_BxT[..., None]
+    target_BxT = jnp.where(is_target_BxTxV, logits_BxTxV, 0.0).sum(axis=-1)
+    xent_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1) - target_BxT
     weight = mask_BxT.sum()
     denom = jnp.maximum(weight, 1.0)
     mean = (xent_BxT * mask_BxT).sum() / denom
     # Correct where the target's logit is the largest (a tie counts): a max, which the
     # log-softmax already takes, instead of argmax's slow (value, index) reduction.
-    target_BxT = jnp.take_along_axis(logits_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
     correct = (target_BxT >= logits_BxTxV.max(axis=-1)) * mask_BxT
     return mean, {"accuracy": correct.sum() / denom, "perplexity": jnp.exp(mean), "weight": weight}
 

@@ -239,7 +239,9 @@ class GPT(nnx.Module):
       x_BxTxD = block(x_BxTxD, self.dropout_rngs)
     x_BxTxD = self.final_norm(x_BxTxD)
     if self.head is None:
-      logits_BxTxV = self.embed.attend(x_BxTxD) / math.sqrt(self.d_model)
+      # Scaled before the product ([B, T, D], not [B, T, V]): then the head's matmuls, forward
+      # and backward, are plain dots (on GPUs a library GEMM rather than a fused kernel).
+      logits_BxTxV = self.embed.attend(x_BxTxD / math.sqrt(self.d_model))
     else:
       logits_BxTxV = self.head(x_BxTxD)
     return {"logits": logits_BxTxV.astype(jnp.float32)}
