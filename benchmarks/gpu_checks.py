@@ -10,7 +10,7 @@ limit, most important first:
    attention, then cuDNN's fused attention (target: at least 45% on an H100).
 2. The quick sweep on the GPU (`sweep_packing.py --order=auto`): its wall time split and its
    sweep efficiency.
-3. The ~124M GPT with cuDNN's attention at batch 32 instead of 16.
+3. The ~124M GPT with cuDNN's attention at batch 64 instead of 16 (its best MFU so far).
 4. Seeds trained together in one vmapped step (`seed_replicas.py --settings=all`): whether
    `train.vmap_seeds` pays on the GPU.
 
@@ -45,9 +45,9 @@ CHECKS = [  # name, arguments (a script beside this one), its own time limit (s)
   ),
   ("quick_sweep", ["sweep_packing.py", "--config=configs/gpt.py:quick", "--order=auto"], 300),
   (
-    "gpt124m_bf16_cudnn_batch32",
+    "gpt124m_bf16_cudnn_batch64",
     ["step_throughput.py", "--gpt124m", "--dtype=bfloat16", "--steps=10", "--attention=cudnn"]
-    + ["--batch=32"],
+    + ["--batch=64"],
     120,
   ),
   (
