@@ -2,10 +2,11 @@
 
 benchmarks/tiny_step.py times a step with them against the step without them. flopsfit's
 packed CPU workers set both on their own (flopsfit/sweep/workers.py: the one-core Eigen flag,
-and the YNNPACK one once this XLA has shown it accepts it); this module sets them in a
-benchmark's process. The flags:
+and, on x86 CPUs without AVX-512, the YNNPACK one once this XLA has shown it accepts it); this
+module sets them in a benchmark's process, whatever the CPU. The flags:
 - `--xla_cpu_experimental_ynn_fusion_type=` (no YNNPACK fusions): XLA's own loop and dot
-  emitters are faster than a YNNPACK call for the small reductions and matmuls of a tiny step.
+  emitters were faster than a YNNPACK call for the small reductions and matmuls of a tiny step
+  on an AVX2-only CPU, slower on one with AVX-512 (docs/performance-step.md).
 - `--xla_cpu_multi_thread_eigen=false` when the process has one core: no thread-pool
   hand-off per matmul. With several cores Eigen keeps its threads (large steps need them).
 

@@ -3,7 +3,8 @@
 Each worker is `python -m flopsfit.sweep.worker` (a fresh interpreter: JAX is never forked)
 whose environment gives it its devices before JAX starts: on CPU its cores (pinned by the
 worker) and as many forced host devices, XLA's Eigen thread pool sized by the pinning and
-single-threaded for a one-core worker, and the CPU tuning flags this XLA accepts; on GPUs a
+single-threaded for a one-core worker, and the CPU tuning flags for this CPU that this XLA
+accepts; on GPUs a
 CUDA_VISIBLE_DEVICES subset. Workers share the parent's process group; a SIGTERM to the parent
 is passed on to them (each saves a checkpoint and exits 75).
 """
@@ -30,12 +31,33 @@ from flopsfit.sweep.layout import Machine, Worker
 _DEVICE_FLAGS = re.compile(
   r"--xla_force_host_platform_device_count=\S+|--xla_cpu_multi_thread_eigen=\S+"
 )
-# XLA CPU flags that make a sweep's small steps faster. Without YNNPACK fusions XLA runs the
-# small dots and reductions with its own emitters: 1.12-1.14x faster steps of d24-L1, d40-L2 and
-# d64-L4 in a one-core worker, for 0.3-2 s more compile per shape (benchmarks/tiny_step.py
-# --flags_only; docs/performance-step.md). The flag is experimental and an XLA that does not
-# know a flag aborts at start-up, so each is used only once a throwaway interpreter accepted it.
+# XLA CPU flags that make a sweep's small steps faster on CPUs without AVX-512. Without
+# YNNPACK fusions XLA runs the small dots and reductions with its own emitters: one-core steps
+# of d24-L1, d40-L2 and d64-L4 were 1.12-1.14x faster on an AMD EPYC with AVX2 only, but
+# 0.82-0.95x as fast on an Intel Xeon with AVX-512 (benchmarks/tiny_step.py --flags_only;
+# docs/performance-step.md). The flag is experimental and an XLA that does not know a flag
+# aborts at start-up, so each is used only once a throwaway interpreter accepted it.
 CPU_TUNING_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
+
+
+def cpu_tuning_flags(cpu_features: frozenset[str] | None = None) -> tuple[str, ...]:
+  """`CPU_TUNING_FLAGS` for an x86 CPU without AVX-512 (`cpu_features`: /proc/cpuinfo's flags
+  by default), else none: XLA's defaults where the flags were slower or never measured."""
+  features = _cpu_features() if cpu_features is None else cpu_features
+  return CPU_TUNING_FLAGS if "avx2" in features and "avx512f" not in features else ()
+
+
+@functools.cache
+def _cpu_features() -> frozenset[str]:
+  """The first CPU's flags in /proc/cpuinfo (empty where there is none, e.g. not Linux)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          return frozenset(line.split(":", 1)[1].split())
+  except OSError:
+    pass
+  return frozenset()
 
 
 @dataclasses.dataclass
@@ -64,7 +86,7 @@ def worker_env(machine: Machine, group: tuple[str, ...]) -> dict:
     if len(group) == 1:
       flags.append("--xla_cpu_multi_thread_eigen=false")
     given = {flag.split("=")[0] for flag in flags}  # the user's own values win
-    flags += [f for f in accepted_cpu_flags(CPU_TUNING_FLAGS) if f.split("=")[0] not in given]
+    flags += [f for f in accepted_cpu_flags(cpu_tuning_flags()) if f.split("=")[0] not in given]
     env["XLA_FLAGS"] = " ".join(flags)
     env["FLOPSFIT_WORKER_CORES"] = ",".join(group)
   else:
