@@ -105,7 +105,8 @@ class DatasetFactory(Protocol):
 
 class Loss(Protocol):
   """`loss(outputs, batch) -> (scalar, metrics)`, traced inside the jitted train and eval steps;
-  a KeyError for an output the model lacks is reported as such."""
+  a KeyError for an output the model lacks is reported as such. On several devices every output
+  whose leading axis has the batch's size arrives split over that axis as the batch is."""
 
   def __call__(self, outputs: Outputs, batch: Batch) -> tuple[jax.Array, Metrics]: ...
 

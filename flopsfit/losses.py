@@ -15,10 +15,9 @@ def next_token_cross_entropy(pad_id: int | None = None):
 
   def loss(outputs: dict, batch: dict):
     # Position t predicts token t+1; the last position has none and is masked out. The logits
-    # are used whole: a slice's gradient would be a pad, another pass over [B, T, V], the
-    # largest tensor of the step. (A select of the target's logit by comparing with an iota,
-    # instead of the gather, would fuse its gradient too, but sharded over FSDP it made XLA
-    # gather activations instead of parameters.)
+    # are used whole, and the target's logit is picked by a select, not a gather: so the
+    # gradient of the loss is one elementwise pass over [B, T, V] (a slice's gradient would be a
+    # pad and a gather's a scatter, each another pass over the largest tensor of the step).
     logits_BxTxV = outputs["logits"].astype(jnp.float32)
     tokens_BxT = batch["tokens"]
     targets_BxT = jnp.roll(tokens_BxT, -1, axis=1)
@@ -29,7 +28,8 @@ def next_token_cross_entropy(pad_id: int | None = None):
       mask_BxT = mask_BxT * (targets_BxT != pad_id)
     if "mask" in batch:
       mask_BxT = mask_BxT * jnp.roll(batch["mask"], -1, axis=1).astype(jnp.float32)
-    target_BxT = jnp.take_along_axis(logits_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
+    is_target_BxTxV = jnp.arange(logits_BxTxV.shape[-1]) == targets_BxT[..., None]
+    target_BxT = jnp.where(is_target_BxTxV, logits_BxTxV, 0.0).sum(axis=-1)
     xent_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1) - target_BxT
     weight = mask_BxT.sum()
     denom = jnp.maximum(weight, 1.0)

@@ -109,3 +109,24 @@ def bytes_per_device(tree) -> int:
     for shard in x.addressable_shards:
       per_device[shard.device] = per_device.get(shard.device, 0) + shard.data.nbytes
   return max(per_device.values(), default=0)
+
+
+def outputs_split_like_batch(loss_fn, mesh):
+  """`loss_fn` given the model's outputs constrained to split their batch axis as the batch is
+  (the other axes left to XLA): every output leaf whose leading axis has the batch's size.
+  Without it XLA's partitioner may split a loss's [B, T, V] work over V instead and gather
+  activations: with a next-token loss that compared an iota with the targets, a GPT step's
+  temporaries per device at fsdp=8 were 2.9x those of the same step with a gather."""
+
+  def loss(outputs, batch):
+    size = jax.tree.leaves(batch)[0].shape[0]
+
+    def constrain(x):
+      if getattr(x, "ndim", 0) == 0 or x.shape[0] != size:
+        return x
+      spec = P(mesh_lib.BATCH_AXES, *[P.UNCONSTRAINED] * (x.ndim - 1))
+      return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+    return loss_fn(jax.tree.map(constrain, outputs), batch)
+
+  return loss

@@ -43,9 +43,13 @@ def loss_and_grads(graphdef, loss_fn):
   return jax.value_and_grad(model_calls.loss_of(graphdef, loss_fn, train=True), has_aux=True)
 
 
-def make_step(graphdef, loss_fn, optim):
-  """One AdamW step: `step(state, batch) -> (state, metrics)`; lr from (step, total_steps)."""
+def make_step(graphdef, loss_fn, optim, mesh=None):
+  """One AdamW step: `step(state, batch) -> (state, metrics)`; lr from (step, total_steps).
+  On `mesh` the model's outputs are split over the batch as the batch is
+  (`sharding.outputs_split_like_batch`)."""
   tx = optim_lib.adamw_direction(optim)
+  if mesh is not None:
+    loss_fn = sharding_lib.outputs_split_like_batch(loss_fn, mesh)
 
   grad_fn = loss_and_grads(graphdef, loss_fn)
 
@@ -71,9 +75,12 @@ def make_step(graphdef, loss_fn, optim):
   return step
 
 
-def make_eval_step(graphdef, loss_fn):
+def make_eval_step(graphdef, loss_fn, mesh=None):
   """`eval_step(state, batch) -> metrics`: the model in eval mode (`model.eval()`: no dropout),
-  the state unchanged, so every eval batch sees the same model whatever the batch size."""
+  the state unchanged, so every eval batch sees the same model whatever the batch size. On
+  `mesh` the outputs are split as in `make_step`."""
+  if mesh is not None:
+    loss_fn = sharding_lib.outputs_split_like_batch(loss_fn, mesh)
   eval_loss = model_calls.loss_of(graphdef, loss_fn, train=False)
 
   def eval_step(state, batch):
@@ -207,7 +214,7 @@ def step_flops_and_memory(
   mesh = mesh or mesh_lib.data_mesh(jax.local_devices()[:1])
   batch = batch_shapes(example_batch, batch_size)
   lowered = _lower_single(
-    make_step(nnx.graphdef(abstract_model), loss_fn, optim),
+    make_step(nnx.graphdef(abstract_model), loss_fn, optim, mesh),
     state_shapes,
     sharding_lib.state_shardings(state_shapes, mesh),
     batch,
@@ -252,7 +259,7 @@ def compile_step(
   state_shapes = jax.eval_shape(init, 0)
   replicated = mesh_lib.replicated(mesh)
   state_sharding = sharding_lib.state_shardings(state_shapes, mesh)
-  step = make_step(graphdef, loss_fn, optim)
+  step = make_step(graphdef, loss_fn, optim, mesh)
   batch = batch_shapes(example_batch, batch_size)
   lowered = _lower_single(step, state_shapes, state_sharding, batch, mesh)
   global_flops = flops_lib.step_flops(lowered, abstract_model, batch)
@@ -282,7 +289,7 @@ def compile_step(
   eval_one = batch_shapes(example_batch, eval_batch_size or batch_size)
   eval_step = (
     jax.jit(
-      make_eval_step(graphdef, loss_fn),
+      make_eval_step(graphdef, loss_fn, mesh),
       in_shardings=(state_sharding, mesh_lib.batch_sharding(mesh)),
       out_shardings=replicated,
     )

@@ -127,6 +127,30 @@ def test_fsdp_keeps_one_shard_of_parameters_and_optimizer_state_per_device(first
   assert data["state_bytes"] == whole
 
 
+def _one_hot_cross_entropy(outputs, batch):
+  """A user's next-token loss with one-hot targets: an iota comparison over the vocabulary."""
+  logits = outputs["logits"][:, :-1]
+  targets = jax.nn.one_hot(batch["tokens"][:, 1:], logits.shape[-1])
+  return optax.softmax_cross_entropy(logits, targets).mean(), {}
+
+
+def test_fsdp_splits_the_batch_whatever_the_loss_compares_over_the_vocabulary():
+  """A loss that compares an iota with the targets over the vocabulary must not lead XLA to
+  split the step over the vocabulary and gather activations: the model's outputs are split
+  like the batch, so per device the FSDP step needs about what it needs with the built-in loss,
+  a fraction of one device's step."""
+  batch, optim = _batch(), gpt_optim()
+
+  def memory(loss_fn, name):
+    return step_lib.step_flops_and_memory(_build, loss_fn, optim, batch, 16, _mesh(name))[1]
+
+  builtin = memory(losses.next_token_cross_entropy(), "fsdp")
+  one_hot = memory(_one_hot_cross_entropy, "fsdp")
+  single = memory(_one_hot_cross_entropy, "one")
+  assert one_hot < 1.2 * builtin, (one_hot, builtin)
+  assert one_hot < 0.5 * single, (one_hot, single)
+
+
 def test_tensor_splits_the_matmuls_megatron_style(first_steps):
   params = first_steps["tensor"]["state"]["params"]
   block = params["blocks"][0]
