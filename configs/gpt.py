@@ -18,27 +18,27 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 Hardware and time: 2 CPU cores (Intel Xeon with AVX-512, 27 Nov 2026; earlier figures in
 docs/ came from an AMD EPYC with AVX2 only). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7 and 7
 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of 16×64
-tokens, packed as two one-core workers. Measured from a clean clone (14:50, at e723799):
-3 min 42 s for `pip install -e .` and the three stages; the sweep 210 s: plan 22 s, compile
-22 s (10%), train 157 s, eval 7 s; sweep efficiency 0.146 against this machine's higher
-matmul peak (3.13e11 FLOP/s; sweep_summary.json). On the AVX2 machine the same stages took
+tokens, packed as two one-core workers. Measured from a clean clone (15:32, at 7744c04):
+3 min 37 s for `pip install -e .` and the three stages; the sweep 204 s: plan 21 s, compile
+21 s (10%), train 154 s, eval 6 s; sweep efficiency 0.193 against this machine's higher
+matmul peak (2.43e11 FLOP/s measured then, 3.1e11 in other runs; sweep_summary.json). On the AVX2 machine the same stages took
 6-7 min (the sweep 331-408 s), and its speed moved by 10-40% from run to run, so compare code
 only side by side (benchmarks/sweep_packing.py: 1.82x packed against one run at a time).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.668, 2.516, 2.320 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
+2.669, 2.518, 2.317 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
-64-token windows (entropy rate 1.816): here it lands 5% above it. Measured, one seed:
-Approach 2 (all 3 budgets) gives N_opt ∝ C^0.79 [0.57, 1.15] and D_opt ∝ C^0.33 and predicts
-the held-out 1e12 budget's N_opt to +4.6%; Approach 3 gives E = 1.93 [0.05, 2.14],
-α = 0.36, β = 0.87, a = 0.71 [0.63, 0.94] and predicts the held-out budget's losses to 1.5%
+64-token windows (entropy rate 1.816): here it lands 2% above it. Measured, one seed:
+Approach 2 (all 3 budgets) gives N_opt ∝ C^0.78 [0.57, 1.14] and D_opt ∝ C^0.34 and predicts
+the held-out 1e12 budget's N_opt to +7.7%; Approach 3 gives E = 1.87 [0.08, 2.14],
+α = 0.34, β = 0.82, a = 0.70 [0.62, 0.94] and predicts the held-out budget's losses to 1.6%
 (mean). These tiny models want far more than 20 tokens per parameter (about 180 at 1e11, 60 at
 1e12), hence sweep.tokens_per_param = 150; with one seed and three budgets the intervals are
 wide (add sweep.budgets or sweep.seeds). The results move by run-to-run noise from one version
 or machine to the next (up to 0.01 nats per run when the init's rounding changed, 27 Nov 2026:
 docs/performance-sweep.md#per-run-start-up-the-init-compiled-once; up to 0.013 when packed
-workers dropped XLA's YNNPACK fusions, the same day; up to 0.02 and E from 1.75 to 1.93
-when the next-token loss stopped slicing the logits and the tied head moved its scale, run
-on this machine rather than the AVX2 one).
+workers dropped XLA's YNNPACK fusions, the same day; up to 0.02 when the next-token loss
+stopped slicing the logits and gathering the target's logit and the tied head moved its
+scale, run on this machine rather than the AVX2 one).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
 """
 
