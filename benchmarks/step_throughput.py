@@ -16,8 +16,10 @@ message when PyTorch is not installed) and prints the ratio.
 """
 
 import argparse
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -138,18 +140,19 @@ def main():
     for _ in range(2):
       state, metrics = compiled.single(state, device_batch)
     jax.block_until_ready(metrics)
-    seconds = float("inf")  # the best step: robust to a busy moment on a shared machine
     if args.pipelined:  # as training runs: the host dispatches ahead, one wait at the end
       start = time.perf_counter()
       for _ in range(args.steps):
         state, metrics = compiled.single(state, device_batch)
       jax.block_until_ready(metrics)
       seconds = (time.perf_counter() - start) / args.steps
-    for _ in range(0 if args.pipelined else args.steps):
-      start = time.perf_counter()
-      state, metrics = compiled.single(state, device_batch)
-      jax.block_until_ready(metrics)
-      seconds = min(seconds, time.perf_counter() - start)
+    else:
+      seconds = float("inf")  # the best step: robust to a busy moment on a shared machine
+      for _ in range(args.steps):
+        start = time.perf_counter()
+        state, metrics = compiled.single(state, device_batch)
+        jax.block_until_ready(metrics)
+        seconds = min(seconds, time.perf_counter() - start)
     flops_per_s = compiled.flops_per_step / seconds
     if args.profile:
       shape = (d_model, n_layers, seq_len, batch, vocab)
@@ -199,10 +202,7 @@ def main():
 
 def _trace(compiled, state, device_batch, folder: str) -> None:
   """Three steps under JAX's profiler; the Perfetto trace copied to `folder` itself."""
-  import glob
-  import shutil
-
-  import jax
+  import jax  # imported late, as in main: XLA_FLAGS are set first
 
   with jax.profiler.trace(folder, create_perfetto_trace=True):
     for _ in range(3):

@@ -4,9 +4,8 @@ Each worker is `python -m flopsfit.sweep.worker` (a fresh interpreter: JAX is ne
 whose environment gives it its devices before JAX starts: on CPU its cores (pinned by the
 worker) and as many forced host devices, XLA's Eigen thread pool sized by the pinning and
 single-threaded for a one-core worker, and the CPU tuning flags for this CPU that this XLA
-accepts; on GPUs a
-CUDA_VISIBLE_DEVICES subset. Workers share the parent's process group; a SIGTERM to the parent
-is passed on to them (each saves a checkpoint and exits 75).
+accepts; on GPUs a CUDA_VISIBLE_DEVICES subset. Workers share the parent's process group; a
+SIGTERM to the parent is passed on to them (each saves a checkpoint and exits 75).
 """
 
 import dataclasses
