@@ -6,7 +6,8 @@ On one core (as a packed sweep's worker), times batches of the default sweep's d
 synthetic language, seq 64, batch 16; the best of 5 blocks) through
 `flopsfit.data.pipeline.train_iterator` of a baseline commit and of this checkout, in
 alternating child processes (the baseline extracted with `git archive`), and the records alone
-(one batch of windows drawn by the dataset, no pipeline) in each. Both give the same batches
+(the windows drawn by the dataset, no pipeline, as many per call as the pipeline reads: one
+batch before `READ_RECORDS`, 256 windows since) in each. Both give the same batches
 (tests/test_pipeline.py and the pinned windows of tests/test_synthetic.py). 17532c4: grain
 batched record indices one element at a time and each window walked its chain alone. Compare
 with the d16-L1 step of `benchmarks/tiny_step.py` (about 2-2.5 ms on this machine).
@@ -32,7 +33,8 @@ def child(batches: int) -> dict:
   stream = pipeline.train_iterator(source, batch_size=BATCH, seed=0)
   next(stream)
   read = getattr(source, "__getitems__", None) or (lambda ids: [source[i] for i in ids])
-  block = max(1, batches // 5)
+  group = getattr(pipeline, "READ_RECORDS", BATCH) // BATCH  # batches read in one call
+  block = max(group, batches // 5 // group * group)
   best = {"pipeline": float("inf"), "records": float("inf")}
   for b in range(5):
     start = time.perf_counter()
@@ -40,9 +42,9 @@ def child(batches: int) -> dict:
       next(stream)
     best["pipeline"] = min(best["pipeline"], (time.perf_counter() - start) / block)
     start = time.perf_counter()
-    for i in range(block):
-      first = 10**9 + (b * block + i) * BATCH  # record indices as large as a shuffle gives
-      read(range(first, first + BATCH))
+    for i in range(0, block, group):
+      first = 10**12 + (b * block + i) * BATCH  # record indices as large as a shuffle gives
+      read(range(first, first + group * BATCH))
     best["records"] = min(best["records"], (time.perf_counter() - start) / block)
   return {name: 1e3 * seconds for name, seconds in best.items()}
 

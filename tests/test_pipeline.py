@@ -25,6 +25,18 @@ def test_batches_are_the_shuffled_records_in_order_whatever_the_processes():
   np.testing.assert_array_equal(next(resumed)["tokens"], by_record.batch(8)[5]["tokens"])
 
 
+def test_batches_read_in_groups_are_the_same_across_group_boundaries():
+  """Records are read READ_RECORDS at a time (32 batches of 8 here) and kept: a stream that
+  starts inside a group and crosses two boundaries, read ahead by threads where the process
+  has several cores, gives grain's record-by-record batches in order."""
+  source = ZipfMarkovLanguage(seq_len=16).source("train")
+  by_record = grain.MapDataset.source(source).shuffle(seed=3).repeat().batch(8)
+  group = pipeline.READ_RECORDS // 8
+  stream = pipeline.train_iterator(source, batch_size=8, seed=3, start_step=group - 3)
+  for step in range(group - 3, 3 * group + 2):
+    np.testing.assert_array_equal(next(stream)["tokens"], by_record[step]["tokens"])
+
+
 class _Numbers:
   """A 10-record source: record i is [i]."""
 

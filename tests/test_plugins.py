@@ -44,6 +44,13 @@ USER_PLUGINS = textwrap.dedent('''
           return super().__call__(batch)
         return {"scores": -super().__call__(batch)["scores"]}
 
+    class BranchyAt8(Bigram):
+      """Fine at vocab 16; at vocab 8, Python control flow on a traced value."""
+      def __call__(self, batch):
+        if self.vocab == 8 and batch["tokens"].sum() > 0:
+          return {"scores": -super().__call__(batch)["scores"]}
+        return super().__call__(batch)
+
     class Grows(Bigram):
       """Creates a variable when called: the train state would change shape."""
       def __call__(self, batch):
@@ -216,6 +223,22 @@ def test_broken_plugin_fails_before_training(user_config, field, value, message)
   assert message in str(error.value)
   assert "\n" not in str(error.value)
   assert not os.path.exists(os.path.join(user_config.workdir, "runs"))
+
+
+def test_a_shape_that_breaks_the_model_after_a_good_one_gets_the_one_line_error(user_config):
+  """A process checks a config's model and loss once; a later shape whose step cannot be
+  built still gets the check's one-line error, and no run directory."""
+  user_config.model.factory = "userpkg.plugins:BranchyAt8"
+  assert run_lib.train_run(user_config)["status"] == "completed"
+  user_config.model.kwargs = {"vocab": 8}
+  with pytest.raises(plugins.PluginError) as error:
+    run_lib.train_run(user_config)
+  assert (
+    "config.model.factory: userpkg.plugins:BranchyAt8 failed on a batch with keys ['tokens'] "
+    "under jax.jit in training mode (TracerBoolConversionError: " in str(error.value)
+  )
+  assert "\n" not in str(error.value)
+  assert not os.path.exists(run_lib.workdir_lib.run_dir(user_config.workdir, "c2e+08-vocab8-s0"))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from flopsfit.data import seeded_uniforms
 from flopsfit.data.synthetic import ZipfMarkovLanguage
 
 
@@ -77,3 +78,13 @@ def test_bad_arguments_name_the_field():
     ZipfMarkovLanguage(vocab_size=4, successors=8)
   with pytest.raises(ValueError, match="dataset split"):
     ZipfMarkovLanguage().source("test")
+
+
+@pytest.mark.parametrize("prefix", [(0, 0), (0, 1), (7,), (), (2**70 + 5, 3, 9, 11, 13)])
+def test_seeded_uniforms_equal_numpys_generators(prefix):
+  """The windows' uniforms, computed for many records at once, are numpy's draws bit for bit:
+  keys of one and two 32-bit words, zero, and entropy shorter and longer than the pool."""
+  keys = [*np.random.default_rng(3).integers(0, 2**40, 200), 0, 1, 2**32 - 1, 2**32, 2**64 - 1]
+  expected = np.stack([np.random.default_rng([*prefix, int(k)]).random(64) for k in keys])
+  assert np.array_equal(seeded_uniforms.uniforms(prefix, keys, 64), expected)
+  assert np.array_equal(seeded_uniforms.uniforms(prefix, keys[:3], 5), expected[:3, :5])

@@ -1,14 +1,19 @@
 """grain pipelines: shuffled, repeated, batched records; each batch a function of (seed, step)."""
 
-import functools
 import os
 import sys
+import threading
 
 import grain
 import grain.experimental
 import numpy as np
 
 from flopsfit import contracts
+
+# Records read per call to the source: batches of a small batch size are read several at a
+# time (the synthetic language draws 256 windows ~3.5x faster per window than 16:
+# docs/performance-sweep.md#the-input-pipeline).
+READ_RECORDS = 256
 
 
 def train_dataset(
@@ -29,15 +34,15 @@ def train_dataset(
       f"train batch_size: {batch_size} is not divisible by {process_count} processes"
     )
   indices = _BatchIndices(source, batch_size, seed, process_index, process_count)
-  return grain.MapDataset.source(indices).map(functools.partial(read_records, source))
+  return grain.MapDataset.source(_Batches(source, indices))
 
 
 class _BatchIndices:
-  """A grain source whose element s is the record indices of this process's slice of global
-  batch s: the same records, in the same order, as grain's `shuffle(seed).repeat()` batched
-  (each epoch permuted by `index_shuffle` with seed + epoch), computed a batch at a time.
-  grain's own per-element path (its layers' statistics and metrics for every record) took 38%
-  of the pipeline's time in a profile (docs/performance-sweep.md#the-input-pipeline)."""
+  """The record indices of this process's slices of global batches: the same records, in the
+  same order, as grain's `shuffle(seed).repeat()` batched (each epoch permuted by
+  `index_shuffle` with seed + epoch), computed a batch at a time. grain's own per-element
+  path (its layers' statistics and metrics for every record) took 38% of the pipeline's time
+  in a profile (docs/performance-sweep.md#the-input-pipeline)."""
 
   def __init__(
     self,
@@ -48,26 +53,55 @@ class _BatchIndices:
     process_count: int,
   ):
     self._records = len(source)
-    self._batch, self._local = batch_size, batch_size // process_count
-    self._first = process_index * self._local
+    self._batch, self.local = batch_size, batch_size // process_count
+    self._first = process_index * self.local
     self._seed = seed
     self._repr = f"BatchIndices({source!r}, {batch_size}, {seed}, {process_index}, {process_count})"
 
   def __len__(self) -> int:
     return sys.maxsize // self._batch
 
-  def __getitem__(self, step: int) -> np.ndarray:
-    start = step * self._batch + self._first
-    out = np.empty(self._local, np.int64)
-    for row, position in enumerate(range(start, start + self._local)):
-      epoch, index = divmod(position, self._records)
-      out[row] = grain.experimental.index_shuffle(
-        index, max_index=self._records - 1, seed=(self._seed + epoch) % 2**32, rounds=4
-      )
+  def steps(self, first: int, count: int) -> np.ndarray:
+    """int64[count, local batch]: the record indices of batches first .. first + count - 1."""
+    out = np.empty((count, self.local), np.int64)
+    for step in range(first, first + count):
+      start = step * self._batch + self._first
+      for row, position in enumerate(range(start, start + self.local)):
+        epoch, index = divmod(position, self._records)
+        out[step - first, row] = grain.experimental.index_shuffle(
+          index, max_index=self._records - 1, seed=(self._seed + epoch) % 2**32, rounds=4
+        )
     return out
 
-  def __repr__(self) -> str:  # grain's checkpoints compare it: the source's own, deterministic
+  def __repr__(self) -> str:
     return self._repr
+
+
+class _Batches:
+  """A grain source whose element s is this process's slice of global batch s. The records of
+  several consecutive batches (`READ_RECORDS` in all) are read in one call to the source and
+  kept until the batches after them are read; threads reading ahead share them."""
+
+  def __init__(self, source: contracts.Source, indices: _BatchIndices):
+    self._source, self._indices = source, indices
+    self._group = max(1, READ_RECORDS // indices.local)
+    self._read: dict[int, list[dict]] = {}  # first step of a group -> its batches
+    self._lock = threading.Lock()
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, step: int) -> dict:
+    first = step - step % self._group
+    with self._lock:
+      if first not in self._read:
+        batches = read_batches(self._source, self._indices.steps(first, self._group))
+        self._read = {f: b for f, b in self._read.items() if f == first - self._group}
+        self._read[first] = batches
+      return self._read[first][step - first]
+
+  def __repr__(self) -> str:  # grain's checkpoints compare it: the source's own, deterministic
+    return repr(self._indices)
 
 
 def read_records(source: contracts.Source, indices) -> dict:
@@ -78,6 +112,16 @@ def read_records(source: contracts.Source, indices) -> dict:
   else:
     records = [source[int(i)] for i in indices]
   return {key: np.stack([r[key] for r in records]) for key in records[0]}
+
+
+def read_batches(source: contracts.Source, indices) -> list[dict]:
+  """Batches of records, `indices` int[batches, batch size], read in one call to the source."""
+  indices = np.asarray(indices)
+  records = read_records(source, indices.reshape(-1))
+  rows = indices.shape[1]
+  return [
+    {k: v[i * rows : (i + 1) * rows] for k, v in records.items()} for i in range(len(indices))
+  ]
 
 
 def train_iterator(
@@ -123,4 +167,8 @@ def eval_batches(
     )
   local = batch_size // process_count
   starts = range(process_index * local, num_records - local + 1, batch_size)
-  return [read_records(source, range(first, first + local)) for first in starts]
+  indices = np.array([range(first, first + local) for first in starts], np.int64).reshape(-1, local)
+  group = max(1, READ_RECORDS // local)
+  return [
+    b for g in range(0, len(indices), group) for b in read_batches(source, indices[g : g + group])
+  ]

@@ -11,6 +11,8 @@ started from the chain's exact stationary distribution.
 
 import numpy as np
 
+from flopsfit.data import seeded_uniforms
+
 TRAIN_RECORDS = 2**40  # effectively infinite: no window is ever repeated in a sweep
 EVAL_RECORDS = 2**20
 _SPLITS = {"train": 0, "eval": 1}
@@ -116,9 +118,9 @@ class ZipfMarkovLanguage:
   def windows(self, split_id: int, indices) -> np.ndarray:
     """Records `indices` of a split, int32[len(indices), seq_len]: row i is a pure function of
     (seed, split, indices[i]), the same whatever records it is drawn with."""
-    u_BxT = np.stack(
-      [np.random.default_rng([self.seed, split_id, int(i)]).random(self.seq_len) for i in indices]
-    )
+    # Row i: np.random.default_rng([seed, split_id, indices[i]]).random(seq_len), computed
+    # for all rows at once (a generator per window cost more than the rest of the window).
+    u_BxT = seeded_uniforms.uniforms((self.seed, split_id), indices, self.seq_len)
     v, k, s = self.vocab_size, self.order, self.successors
     context_B = np.searchsorted(self._stationary_cdf, u_BxT[:, 0], side="right")
     context_B = np.minimum(context_B, v**k - 1)

@@ -144,8 +144,25 @@ def prepare(config) -> tuple:
   mesh = mesh_lib.mesh_of_config(config, num_devices=num_devices)
   check_config(config, mesh)
   shape = model_shape(config)
-  plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
+  key = _plugins_key(config)
+  if key not in _CHECKED_PLUGINS:
+    plugins_lib.check_model_and_loss(plugins, shape, config.train.batch_size)
+    _CHECKED_PLUGINS.add(key)
   return plugins, mesh, shape
+
+
+# The plugin configs whose model and loss this process has checked. The check traces them
+# three times (~0.5 s a run on one core), so as the planner does for its candidates, a later
+# run of other shapes is checked only if its step fails to compile (`compile_run`).
+_CHECKED_PLUGINS: set[str] = set()
+
+
+def _plugins_key(config) -> str:
+  """The model, loss and dataset configs and the batch size, the model's shape fields left out."""
+  model = config.model.to_dict()
+  shape_fields = set(model.get("shape_fields", ()))
+  model["kwargs"] = {k: v for k, v in model.get("kwargs", {}).items() if k not in shape_fields}
+  return repr([model, config.loss.to_dict(), config.dataset.to_dict(), config.train.batch_size])
 
 
 def final_result(run_dir: str, run_id: str) -> dict | None:
@@ -237,17 +254,21 @@ def compile_run(
   param_counts = params_lib.count_params(abstract_model)
   train_source = dataset.source("train")
   example = {k: v[None] for k, v in train_source[0].items()}
-  compiled = step_lib.compile_step(
-    lambda: plugins.model(shape, config.seed),
-    plugins.loss,
-    config.optim,
-    mesh,
-    example,
-    batch_size,
-    config.train.steps_per_call,
-    config.eval.batch_size,
-    replicas,
-  )
+  try:
+    compiled = step_lib.compile_step(
+      lambda: plugins.model(shape, config.seed),
+      plugins.loss,
+      config.optim,
+      mesh,
+      example,
+      batch_size,
+      config.train.steps_per_call,
+      config.eval.batch_size,
+      replicas,
+    )
+  except Exception:
+    plugins_lib.check_model_and_loss(plugins, shape, batch_size)  # this shape's own error
+    raise
   total_steps = int(config.train.budget_flops // compiled.flops_per_step)
   if total_steps < 1:
     raise ConfigError(
