@@ -4,6 +4,8 @@ Run:  python benchmarks/sweep_packing.py                      (configs/gpt.py:qu
                                                                2 CPU cores)
       python benchmarks/sweep_packing.py --config=configs/gpt.py     (the default sweep, longer)
       python benchmarks/sweep_packing.py --extra=--config.sweep.budgets='(3e10,)'   (smaller)
+      python benchmarks/sweep_packing.py --config=configs/gpt.py --estimate   (also prints the
+                                               plan's time estimate of the packed sweep)
 
 Both sweeps train the same planned runs (planned once, copied into two fresh temporary
 workdirs), alternately in the order given by --order, as separate `python -m flopsfit.train`
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("plan", "compile", "train", "eval", "checkpoint", "idle")
 
 
-def _run(module: str, config: str, workdir: str, extra: list[str], *flags: str) -> float:
+def _run(module: str, config: str, workdir: str, extra: list[str], *flags: str) -> tuple:
+  """(seconds, stdout) of `python -m module` with these flags."""
   start = time.perf_counter()
   proc = subprocess.run(
     [sys.executable, "-m", module, f"--config={config}", f"--config.workdir={workdir}"]
@@ -40,7 +44,7 @@ def _run(module: str, config: str, workdir: str, extra: list[str], *flags: str) 
   )
   if proc.returncode:
     sys.exit(f"{module} {' '.join(flags)} failed:\n{proc.stderr[-3000:]}")
-  return time.perf_counter() - start
+  return time.perf_counter() - start, proc.stdout
 
 
 def _cpu() -> str:
@@ -60,10 +64,15 @@ def main() -> None:
   parser.add_argument("--order", default="1,auto", help="--parallel values, in run order")
   parser.add_argument("--extra", action="append", default=[], help="more flags for both")
   parser.add_argument("--keep", action="store_true", help="keep the workdirs (path printed)")
+  parser.add_argument(
+    "--estimate", action="store_true", help="plan with the timing probe; print its estimate"
+  )
   args = parser.parse_args()
   base = tempfile.mkdtemp(prefix="flopsfit-sweep-packing-")
   planned = os.path.join(base, "planned")
-  _run("flopsfit.plan", args.config, planned, args.extra, "--probe=false")
+  probe = ("--parallel=auto",) if args.estimate else ("--probe=false",)
+  _, plan_output = _run("flopsfit.plan", args.config, planned, args.extra, *probe)
+  estimate = re.search(r"^total: .*about ([\d.]+) min", plan_output, re.MULTILINE)
   plan = json.load(open(os.path.join(planned, "sweep.json")))
   print(f"machine: {_cpu()}")
   print(f"sweep: {args.config} {' '.join(args.extra)}: {len(plan['runs'])} runs\n")
@@ -72,10 +81,15 @@ def main() -> None:
     workdir = os.path.join(base, f"parallel-{parallel}")
     os.makedirs(workdir)
     shutil.copy(os.path.join(planned, "sweep.json"), workdir)
-    seconds = _run("flopsfit.train", args.config, workdir, args.extra, f"--parallel={parallel}")
+    seconds, _ = _run("flopsfit.train", args.config, workdir, args.extra, f"--parallel={parallel}")
     summary = json.load(open(os.path.join(workdir, "sweep_summary.json")))
     summaries[parallel] = {**summary, "process_seconds": seconds}
   _print_table(summaries)
+  if estimate and "auto" in summaries:
+    print(
+      f"\nthe plan's estimate for --parallel=auto (probed in workers, plan --parallel=auto): "
+      f"{float(estimate.group(1)) * 60:.0f} s; measured: {summaries['auto']['wall_seconds']:.0f} s"
+    )
   if args.keep:
     print(f"\nworkdirs kept under {base}")
   else:

@@ -122,15 +122,17 @@ def test_the_time_estimate_prices_a_branch_at_its_cooldown_steps():
   from flopsfit.sweep import probe
 
   runs = [  # as the planner writes them (sweep/cooldown.py): train_flops is what a run trains
-    {"run_id": "trunk", "steps": 100, "flops_per_step": 1e6, "train_flops": 1e8},
+    {"run_id": "trunk", "steps": 100, "flops_per_step": 1e6, "train_flops": 1e8, "batch_size": 8},
     {
       "run_id": "branch",
+      "batch_size": 8,
       "steps": 100,
       "flops_per_step": 1e6,
       "train_flops": 2e7,
       "cooldown": {"role": "branch", "cooldown_steps": 20},
     },
-    {"run_id": "isoflop", "steps": 100, "flops_per_step": 1e6, "spent_flops": 1e8},
+    {"run_id": "isoflop", "shape": {"d": 2}, "steps": 100, "flops_per_step": 1e6, "batch_size": 8},
   ]
+  runs[2]["spent_flops"] = 1e8
   seconds = probe._per_run([(1e6, 0.01, 2.0)], runs)["seconds"]  # 10 ms a step, 2 s compile
   assert seconds == pytest.approx({"trunk": 3.0, "branch": 2.2, "isoflop": 3.0})

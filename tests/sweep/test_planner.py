@@ -48,7 +48,7 @@ def test_probe_estimates_every_run_without_changing_the_plan(sweep_config):
   assert set(estimate["seconds"]) == {r["run_id"] for r in plan["runs"]}
   assert all(s > 0 for s in estimate["seconds"].values())
   assert estimate["total_seconds"] == pytest.approx(sum(estimate["seconds"].values()))
-  assert 0 < estimate["step_seconds_exponent"] and len(estimate["step_seconds"]) == 2
+  assert estimate["step_overhead_seconds"] >= 0 and len(estimate["step_seconds"]) == 2
   table = planner.format_plan(plan)
   assert f"total: {len(plan['runs'])} runs, about" in table and "min on this machine" in table
   assert "estimate" not in json.loads(text)
