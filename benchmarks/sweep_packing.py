@@ -70,7 +70,7 @@ def main() -> None:
   args = parser.parse_args()
   base = tempfile.mkdtemp(prefix="flopsfit-sweep-packing-")
   planned = os.path.join(base, "planned")
-  probe = ("--parallel=auto",) if args.estimate else ("--probe=false",)
+  probe = ("--config.sweep.probe=True", "--parallel=auto") if args.estimate else ("--probe=false",)
   _, plan_output = _run("flopsfit.plan", args.config, planned, args.extra, *probe)
   estimate = re.search(r"^total: .*about ([\d.]+) min", plan_output, re.MULTILINE)
   plan = json.load(open(os.path.join(planned, "sweep.json")))
@@ -85,7 +85,9 @@ def main() -> None:
     summary = json.load(open(os.path.join(workdir, "sweep_summary.json")))
     summaries[parallel] = {**summary, "process_seconds": seconds}
   _print_table(summaries)
-  if estimate and "auto" in summaries:
+  if args.estimate and not estimate:
+    print("\nthe plan printed no time estimate")
+  elif estimate and "auto" in summaries:
     print(
       f"\nthe plan's estimate for --parallel=auto (probed in workers, plan --parallel=auto): "
       f"{float(estimate.group(1)) * 60:.0f} s; measured: {summaries['auto']['wall_seconds']:.0f} s"
