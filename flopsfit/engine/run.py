@@ -244,6 +244,12 @@ def evaluate_if_completed(run: CompiledRun, loop: TrainLoop, state, stop) -> tup
   return final_eval, time.perf_counter() - eval_start
 
 
+def eval_records(config, dataset) -> int:
+  """The records of a run's final eval: `eval.tokens`, rounded up to whole eval batches."""
+  batch = config.eval.batch_size
+  return math.ceil(config.eval.tokens / dataset.units_per_record / batch) * batch
+
+
 def compile_run(
   config, plugins, mesh, shape: dict, run_id: str, run_dir: str, replicas: int = 1
 ) -> CompiledRun:
@@ -276,10 +282,6 @@ def compile_run(
       f"step ({compiled.flops_per_step:.3g} FLOPs)"
     )
   units_per_step = batch_size * dataset.units_per_record
-  eval_records = (
-    math.ceil(config.eval.tokens / dataset.units_per_record / config.eval.batch_size)
-    * config.eval.batch_size
-  )
   compute_dtype = str(config.model.kwargs.get("dtype", "float32"))
   peak, peak_source = throughput.peak_flops(
     mesh, compute_dtype, config.train.get("peak_flops", 0.0)
@@ -295,7 +297,7 @@ def compile_run(
     compiled=compiled,
     total_steps=total_steps,
     units_per_step=units_per_step,
-    eval_records=eval_records,
+    eval_records=eval_records(config, dataset),
     param_counts=param_counts,
     attention_per_token=attention(dataset.units_per_record) if callable(attention) else 0.0,
     peak=peak,

@@ -2,7 +2,6 @@
 the way `train` packs the sweep."""
 
 import json
-import math
 import time
 
 import jax
@@ -10,6 +9,7 @@ import numpy as np
 
 from flopsfit.data import pipeline
 from flopsfit.engine import mesh as mesh_lib
+from flopsfit.engine import run as run_lib
 from flopsfit.engine import step as step_lib
 from flopsfit.sweep import layout as layout_lib
 from flopsfit.sweep import workers as workers_lib
@@ -35,7 +35,7 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
   if not packed:
     mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
     points = step_points(config, plugins, runs, example, mesh)
-    seconds = _per_run(points, runs, _eval_records(config, plugins))
+    seconds = _per_run(points, runs, run_lib.eval_records(config, plugins.dataset))
     return {**seconds, "total_seconds": sum(seconds["seconds"].values()), "workers": 1}
   times, estimate = {}, None  # times: group size -> {run_id: seconds on such a worker}
   smallest, largest = _extremes(runs)
@@ -45,7 +45,7 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
     if len(groups) > 1 and largest is not smallest:  # the two, side by side as they would train
       probes = [(groups[0], [smallest]), (groups[1], [largest])]
     points = sorted(workers_lib.probe_in_workers(config, machine, probes))
-    part = _per_run(points, runs, _eval_records(config, plugins))
+    part = _per_run(points, runs, run_lib.eval_records(config, plugins.dataset))
     times[size], estimate = part["seconds"], estimate or part  # shown: the narrowest workers
   total = _greedy_makespan([w.run_ids for w in packed], [times[len(w.group)] for w in packed])
   return {**estimate, "total_seconds": total, "workers": len(packed)}
@@ -76,7 +76,7 @@ def _per_run(
   A step costs `overhead + flops / rate`, the line through the smallest and largest probed
   shapes: a fixed part (dispatch, small kernels, the input pipeline) that dominates the small
   shapes and arithmetic that dominates the large ones (a power law through the same two points
-  priced the default sweep's middle shapes up to 59% high: docs/performance-sweep.md). A shape
+  priced the default sweep's middle shapes up to 59% high: docs/performance.md). A shape
   probed alone, or a larger one that was not slower, is priced in proportion to its FLOPs.
   The final eval of `eval_records` records costs a third of a train step's FLOPs per record
   (a forward pass), at the same rate.
@@ -104,15 +104,8 @@ def _per_run(
     "seconds": {r["run_id"]: seconds[r["run_id"]] for r in runs},
     "step_seconds": {f"{flops_0:.6g}": seconds_0, f"{flops_1:.6g}": seconds_1},
     "step_overhead_seconds": overhead,
-    "compile_seconds": start_s,
+    "start_seconds": start_s,
   }
-
-
-def _eval_records(config, plugins) -> int:
-  """The records of a run's final eval (as `engine.run.compile_run` counts them)."""
-  per_batch = config.eval.batch_size
-  batches = math.ceil(config.eval.tokens / plugins.dataset.units_per_record / per_batch)
-  return batches * per_batch
 
 
 def _executable_key(run: dict) -> str:
