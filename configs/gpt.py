@@ -21,10 +21,11 @@ sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 
 tokens, packed as two one-core workers. Measured from a clean clone (15:32, at 7744c04):
 3 min 37 s for `pip install -e .` and the three stages; the sweep 204 s: plan 21 s, compile
 21 s (10%), train 154 s, eval 6 s; sweep efficiency 0.193 against this machine's higher
-matmul peak (2.43e11 FLOP/s measured then, 3.1e11 in other runs; sweep_summary.json). On the
-AVX2 machine the same stages took 6-7 min (the sweep 331-408 s), and its speed moved by 10-40%
-from run to run, so compare code only side by side (benchmarks/sweep_packing.py: 1.82x packed
-against one run at a time there, 1.74x here).
+matmul peak (2.43e11 FLOP/s measured then, 3.1e11 in other runs; sweep_summary.json). Again at
+8037f0a (17:51, the next session's Xeon): 3 min 37 s, the sweep 204 s, the same losses and
+laws. On the AVX2 machine the same stages took 6-7 min (the sweep 331-408 s), and its speed
+moved by 10-40% from run to run, so compare code only side by side
+(benchmarks/sweep_packing.py: 1.82x packed against one run at a time there, 1.74-1.86x here).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
 2.669, 2.518, 2.317 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
