@@ -24,10 +24,11 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
 
   The smallest and largest runs are timed; a step between them costs a fixed overhead plus
   time in proportion to its FLOPs (`_per_run`), and the first run of each compiled shape adds
-  the probe's compile time. A run is priced at the steps it trains itself (a cooldown branch:
-  its cooldown; its trunk trains the rest).
+  the probe's start (compile and state initialisation). A run is priced at the steps it trains
+  itself (a cooldown branch: its cooldown; its trunk trains the rest).
   """
   machine = layout_lib.this_machine(jax.devices()[0].platform, jax.local_device_count())
+  eval_records = run_lib.eval_records(config, plugins.dataset)
   packed = []
   if jax.process_count() == 1:
     workers = layout_lib.parse_parallel(parallel)
@@ -35,7 +36,7 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
   if not packed:
     mesh = mesh_lib.data_mesh(num_devices=config.train.get("devices", 0))
     points = step_points(config, plugins, runs, example, mesh)
-    seconds = _per_run(points, runs, run_lib.eval_records(config, plugins.dataset))
+    seconds = _per_run(points, runs, eval_records)
     return {**seconds, "total_seconds": sum(seconds["seconds"].values()), "workers": 1}
   times, estimate = {}, None  # times: group size -> {run_id: seconds on such a worker}
   smallest, largest = _extremes(runs)
@@ -45,7 +46,7 @@ def estimate_times(config, plugins, runs: list[dict], example, parallel: str = "
     if len(groups) > 1 and largest is not smallest:  # the two, side by side as they would train
       probes = [(groups[0], [smallest]), (groups[1], [largest])]
     points = sorted(workers_lib.probe_in_workers(config, machine, probes))
-    part = _per_run(points, runs, run_lib.eval_records(config, plugins.dataset))
+    part = _per_run(points, runs, eval_records)
     times[size], estimate = part["seconds"], estimate or part  # shown: the narrowest workers
   total = _greedy_makespan([w.run_ids for w in packed], [times[len(w.group)] for w in packed])
   return {**estimate, "total_seconds": total, "workers": len(packed)}
