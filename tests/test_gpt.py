@@ -6,7 +6,7 @@ from flax import nnx
 
 from flopsfit import model_calls
 from flopsfit.engine.params import count_params
-from flopsfit.models.gpt import GPT, GPTShapeRule, causal_attention
+from flopsfit.models.gpt import GPT, GPTShapeRule, causal_attention, swiglu_mlp
 
 
 def _tokens(seed=0, shape=(2, 16)):
@@ -130,3 +130,24 @@ def test_causal_attention_matches_jax_attention_and_its_gradients(dtype, toleran
   assert ours.dtype == dtype
   for a, b in zip((ours, *ours_vjp(dy)), (theirs, *theirs_vjp(dy)), strict=True):
     np.testing.assert_allclose(np.float32(a), np.float32(b), atol=tolerance, rtol=tolerance)
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
+def test_swiglu_mlp_matches_autodiff_of_the_plain_expression(dtype, tolerance):
+  """The MLP's own backward pass gives autodiff's gradients for the input and both kernels."""
+  keys = jax.random.split(jax.random.key(1), 4)
+  x = jax.random.normal(keys[0], (24, 16), dtype)
+  up = jax.random.normal(keys[1], (16, 2, 40), dtype) / 4
+  down = jax.random.normal(keys[2], (40, 16), dtype) / 6
+  dy = jax.random.normal(keys[3], (24, 16), dtype)
+
+  def plain(x, up, down):
+    gate_value = jnp.einsum("nd,dgf->ngf", x, up)
+    return (jax.nn.silu(gate_value[:, 0]) * gate_value[:, 1]) @ down
+
+  ours, ours_vjp = jax.vjp(swiglu_mlp, x, up, down)
+  theirs, theirs_vjp = jax.vjp(plain, x, up, down)
+  assert ours.dtype == dtype
+  for a, b in zip((ours, *ours_vjp(dy)), (theirs, *theirs_vjp(dy)), strict=True):
+    scale = float(np.max(np.abs(np.float32(b))))
+    np.testing.assert_allclose(np.float32(a), np.float32(b), atol=tolerance * scale, rtol=tolerance)
