@@ -122,10 +122,11 @@ def _attention_bwd(residuals, d_out_BxTxHxK):
   d_scores_BxHxTxS = (exp_BxHxTxS * scale_BxHxTx1) * (d_probs_BxHxTxS - row_BxHxTx1)
   d_scores_BxHxTxS = d_scores_BxHxTxS.astype(q.dtype)
   dq_BxHxTxK = _dot("bhts,bhsk->bhtk", d_scores_BxHxTxS, k)
-  # dk and dv transposed ([B, H, K, S]): XLA then transposes them, not the scores (1.1x).
-  dk_BxHxKxS = _dot("bhtk,bhts->bhks", q, d_scores_BxHxTxS)
-  d_values_BxHxTxK = (d_out_f32 * inv_sum_BxHxTx1).astype(v.dtype)
-  dv_BxHxKxS = _dot("bhtk,bhts->bhks", d_values_BxHxTxK, exp_BxHxTxS)
+  # dk and dv transposed ([B, H, K, S]), from q and dO transposed ([B, H, K, T]): XLA then
+  # transposes these small tensors, not the scores, and runs plain matmuls (1.1x).
+  dk_BxHxKxS = _dot("bhkt,bhts->bhks", q.transpose(0, 1, 3, 2), d_scores_BxHxTxS)
+  d_values_BxHxKxT = (d_out_f32 * inv_sum_BxHxTx1).astype(v.dtype).transpose(0, 1, 3, 2)
+  dv_BxHxKxS = _dot("bhkt,bhts->bhks", d_values_BxHxKxT, exp_BxHxTxS)
   dq = _heads_first(dq_BxHxTxK)
   dk, dv = (d.transpose(0, 3, 1, 2) for d in (dk_BxHxKxS, dv_BxHxKxS))
   return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
