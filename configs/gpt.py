@@ -22,10 +22,11 @@ tokens, packed as two one-core workers. Measured from a clean clone (20:07, at 1
 attention's and SwiGLU's own backward passes): 3 min 13 s for `pip install -e .` and the three
 stages; the sweep 179 s: plan 21 s, compile 21 s (12%), train 128 s, eval 5 s; sweep
 efficiency 0.195 against the matmul peak measured then (2.75e11 FLOP/s, 3.1e11 in other runs;
-sweep_summary.json). Before them (8037f0a, 17:51, the previous session's Xeon): 3 min 37 s,
-the sweep 204 s. On the AVX2 machine the same stages took 6-7 min (the sweep 331-408 s),
+sweep_summary.json). Again at 5201f96 (20:26): 3 min 00 s, the sweep 167 s, the same losses
+and laws. Before them (8037f0a, 17:51, the previous session's Xeon): 3 min 37 s, the sweep
+204 s. On the AVX2 machine the same stages took 6-7 min (the sweep 331-408 s),
 and its speed moved by 10-40% from run to run, so compare code only side by side
-(benchmarks/sweep_packing.py: 1.82x packed against one run at a time there, 1.74-1.97x here).
+(benchmarks/sweep_packing.py: 1.82x packed against one run at a time there, 1.74-2.02x here).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
 2.670, 2.511, 2.308 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
