@@ -177,7 +177,7 @@ def swiglu_mlp(x_NxD: jax.Array, up_Dx2xF: jax.Array, down_FxD: jax.Array) -> ja
   The backward pass writes the gradient of gate and value at once, from the kept sigmoid (no
   split's concatenate, no division). The same math as autodiff of the plain expression
   (tests/test_gpt.py); on one CPU core the sweep's d40-L3 and d64-L4 steps ran about 1.1x
-  faster, d16-L1's unchanged (docs/performance-step.md).
+  faster, d16-L1's no faster (docs/performance-step.md).
   """
   return _swiglu_mlp_fwd(x_NxD, up_Dx2xF, down_FxD)[0]
 
