@@ -230,7 +230,7 @@ class Mlp(nnx.Module):
     self.down = _linear(hidden, d_model, init_out, dtype, rngs, ("mlp", "embed"))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    if self.kind == "swiglu":  # the modules' kernels, in their compute dtype, as they would
+    if self.kind == "swiglu":  # input and kernels in the compute dtype, as nnx.Linear casts them
       x, up, down = nnx.nn.dtypes.promote_dtype(
         (x_BxTxD, self.up.kernel[...], self.down.kernel[...]), dtype=self.up.dtype
       )
