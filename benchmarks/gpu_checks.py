@@ -6,13 +6,15 @@
 Each check runs in a child process (so none holds the GPU for the next) with its own time
 limit, most important first:
 
-1. MFU of the ~124M GPT at seq 1024 in bfloat16 (`step_throughput.py --gpt124m`): XLA's
-   attention, then cuDNN's fused attention (target: at least 45% on an H100).
-2. The quick sweep on the GPU (`sweep_packing.py --order=auto`): its wall time split and its
+1. MFU of the ~124M GPT at seq 1024 in bfloat16 with cuDNN's fused attention at batch 64, its
+   steps dispatched back to back as in training (`step_throughput.py --gpt124m --pipelined`;
+   target: at least 45% on an H100); then the same with XLA's Triton GEMMs off (whether any
+   matmul still runs as a Triton fusion).
+2. The same model with XLA's attention (the model's default) at batch 16.
+3. The quick sweep on the GPU (`sweep_packing.py --order=auto`): its wall time split and its
    sweep efficiency.
-3. The ~124M GPT with cuDNN's attention at batch 64 instead of 16 (its best MFU so far),
-   its steps dispatched back to back as in training (`--pipelined`).
-4. Seeds trained together in one vmapped step (`seed_replicas.py --settings=all`): whether
+4. The reference shape (d256-L4, seq 256) in float32 and bfloat16.
+5. Seeds trained together in one vmapped step (`seed_replicas.py --settings=all`): whether
    `train.vmap_seeds` pays on the GPU.
 
 Each check's output is printed when it ends, and `gpu_checks.json` (the device, versions, and
@@ -37,30 +39,38 @@ ENV = {
   "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
 }
 
-CHECKS = [  # name, arguments (a script beside this one), its own time limit (s)
-  ("gpt124m_bf16_xla", ["step_throughput.py", "--gpt124m", "--dtype=bfloat16", "--steps=10"], 150),
+GPT124M = ["step_throughput.py", "--gpt124m", "--dtype=bfloat16", "--steps=10"]
+CUDNN_B64 = GPT124M + ["--attention=cudnn", "--batch=64", "--pipelined"]
+NO_TRITON_GEMM = {"XLA_FLAGS": "--xla_gpu_enable_triton_gemm=false"}
+CHECKS = [  # name, arguments (a script beside this one), its own time limit (s), extra env
+  ("gpt124m_bf16_cudnn_b64", CUDNN_B64, 120, {}),
+  ("gpt124m_bf16_cudnn_b64_no_triton_gemm", CUDNN_B64, 100, NO_TRITON_GEMM),
+  ("gpt124m_bf16_xla_b16", GPT124M, 150, {}),
+  ("quick_sweep", ["sweep_packing.py", "--config=configs/gpt.py:quick", "--order=auto"], 300, {}),
+  ("reference_f32", ["step_throughput.py", "--reference", "--steps=10"], 90, {}),
   (
-    "gpt124m_bf16_cudnn",
-    ["step_throughput.py", "--gpt124m", "--dtype=bfloat16", "--steps=10", "--attention=cudnn"],
-    150,
-  ),
-  ("quick_sweep", ["sweep_packing.py", "--config=configs/gpt.py:quick", "--order=auto"], 300),
-  (
-    "gpt124m_bf16_cudnn_batch64",
-    ["step_throughput.py", "--gpt124m", "--dtype=bfloat16", "--steps=10", "--attention=cudnn"]
-    + ["--batch=64", "--pipelined"],
-    120,
+    "reference_bf16",
+    ["step_throughput.py", "--reference", "--steps=10", "--dtype=bfloat16"],
+    90,
+    {},
   ),
   (
     "vmap_seeds",
     ["seed_replicas.py", "--settings=all", "--shapes=16x1,64x4", "--rounds=2"],
     180,
+    {},
   ),
 ]
 SMOKE = [  # the same scripts at toy sizes, on CPU
-  ("reference_f32", ["step_throughput.py", "--reference", "--steps=1"], 300),
-  ("quick_sweep", ["sweep_packing.py", "--config=configs/gpt.py:quick", "--order=auto"], 400),
-  ("vmap_seeds", ["seed_replicas.py", "--settings=all", "--shapes=16x1", "--rounds=1"], 300),
+  ("reference_f32", ["step_throughput.py", "--reference", "--steps=1"], 300, {}),
+  (
+    "reference_pipelined",
+    ["step_throughput.py", "--reference", "--steps=2", "--pipelined"],
+    300,
+    NO_TRITON_GEMM,
+  ),
+  ("quick_sweep", ["sweep_packing.py", "--config=configs/gpt.py:quick", "--order=auto"], 400, {}),
+  ("vmap_seeds", ["seed_replicas.py", "--settings=all", "--shapes=16x1", "--rounds=1"], 300, {}),
 ]
 
 
@@ -79,12 +89,12 @@ def main() -> None:
     )
   deadline = time.monotonic() + args.budget_s
   results = []
-  for name, argv, limit in SMOKE if args.smoke else CHECKS:
+  for name, argv, limit, env in SMOKE if args.smoke else CHECKS:
     timeout = min(limit, deadline - time.monotonic())
     if timeout < 30:
       results.append({"check": name, "status": "skipped: budget spent"})
       continue
-    results.append(_run(name, argv, timeout))
+    results.append(_run(name, argv, timeout, env))
     _write(args.out, machine, results)
   print("\n" + "\n".join(f"{r['check']:>20}: {r['status']}" for r in results))
   print(f"written: {os.path.join(args.out, 'gpu_checks.json')}")
@@ -105,16 +115,17 @@ def _machine() -> dict:
   return {"backend": backend, "device": kind, "devices": int(count), "versions": versions}
 
 
-def _run(name: str, argv: list[str], timeout: float) -> dict:
+def _run(name: str, argv: list[str], timeout: float, env: dict) -> dict:
   command = [sys.executable, os.path.join(HERE, argv[0]), *argv[1:]]
-  print(f"\n== {name}: {' '.join(argv)} (limit {timeout:.0f} s)", flush=True)
+  shown = " ".join([*(f"{k}={v}" for k, v in env.items()), *argv])
+  print(f"\n== {name}: {shown} (limit {timeout:.0f} s)", flush=True)
   start = time.monotonic()
   # Its own process group: a timed-out check is killed with the processes it started (a
   # script's child processes would otherwise keep the GPU from the next check).
   proc = subprocess.Popen(
     command,
     cwd=ROOT,
-    env=ENV,
+    env={**ENV, **env},
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
     text=True,
@@ -130,7 +141,14 @@ def _run(name: str, argv: list[str], timeout: float) -> dict:
     status, output = f"timed out after {timeout:.0f} s", stdout + stderr[-3000:]
   seconds = time.monotonic() - start
   print(output.rstrip() + f"\n-- {name}: {status} in {seconds:.0f} s", flush=True)
-  return {"check": name, "command": argv, "status": status, "seconds": seconds, "output": output}
+  return {
+    "check": name,
+    "command": argv,
+    "env": env,
+    "status": status,
+    "seconds": seconds,
+    "output": output,
+  }
 
 
 def _write(out: str, machine: dict, results: list[dict]) -> None:
