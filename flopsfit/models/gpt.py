@@ -174,10 +174,11 @@ def swiglu_mlp(x_NxD: jax.Array, up_Dx2xF: jax.Array, down_FxD: jax.Array) -> ja
   """SwiGLU on N tokens: (silu(x·W_gate) · x·W_value)·W_down, its gate and value kernels one
   (D, 2, F) array, with its own backward pass.
 
-  The backward pass writes the gradient of gate and value at once, from the kept sigmoid (no
-  split's concatenate, no division). The same math as autodiff of the plain expression
-  (tests/test_gpt.py); on one CPU core the sweep's d40-L3 and d64-L4 steps ran about 1.1x
-  faster, d16-L1's no faster (docs/performance-step.md).
+  The backward pass computes the gate and value gradients from the kept sigmoid (no division)
+  and multiplies each with its half of the kernel: no [N, 2, F] gradient, which XLA's CPU
+  backend wrote twice (once transposed for d_x). The same math as autodiff of the plain
+  expression (tests/test_gpt.py); on one CPU core the sweep's d40-L3 and d64-L4 steps ran about
+  1.1x faster, d16-L1's 1.07x (docs/performance-step.md).
   """
   return _swiglu_mlp_fwd(x_NxD, up_Dx2xF, down_FxD)[0]
 
@@ -196,10 +197,15 @@ def _swiglu_mlp_bwd(kept, d_out_NxD):
   d_down = jnp.einsum("nf,nd->fd", h_NxF, d_out_NxD)
   d_h_NxF = jnp.einsum("nd,fd->nf", d_out_NxD, down_FxD)
   silu = gate * sigmoid
-  d_gate = d_h_NxF * value * (sigmoid + silu * (1.0 - sigmoid))
-  d_gate_value_Nx2xF = jnp.stack([d_gate, d_h_NxF * silu], axis=1)
-  d_x = jnp.einsum("ngf,dgf->nd", d_gate_value_Nx2xF, up_Dx2xF)
-  d_up = jnp.einsum("nd,ngf->dgf", x_NxD, d_gate_value_Nx2xF)
+  d_gate_NxF = d_h_NxF * value * (sigmoid + silu * (1.0 - sigmoid))
+  d_value_NxF = d_h_NxF * silu
+  d_x = jnp.einsum("nf,df->nd", d_gate_NxF, up_Dx2xF[:, 0]) + jnp.einsum(
+    "nf,df->nd", d_value_NxF, up_Dx2xF[:, 1]
+  )
+  d_up = jnp.stack(
+    [jnp.einsum("nd,nf->df", x_NxD, d_gate_NxF), jnp.einsum("nd,nf->df", x_NxD, d_value_NxF)],
+    axis=1,
+  )
   return d_x, d_up, d_down
 
 
