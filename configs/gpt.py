@@ -18,32 +18,34 @@ Override any field: --config.sweep.budgets='(1e12,3e12)' --config.workdir=workdi
 Hardware and time: 2 CPU cores (Intel Xeon with AVX-512, 27 Nov 2026; earlier figures in
 docs/ came from an AMD EPYC with AVX2 only). 19 runs at 1e11, 3e11 and 1e12 FLOPs (5, 7 and 7
 sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 steps of 16×64
-tokens, packed as two one-core workers. Measured from a clean clone (20:07, at 1a83817, with
-attention's and SwiGLU's own backward passes): 3 min 13 s for `pip install -e .` and the three
-stages; the sweep 179 s: plan 21 s, compile 21 s (12%), train 128 s, eval 5 s; sweep
-efficiency 0.195 against the matmul peak measured then (2.75e11 FLOP/s, 3.1e11 in other runs;
-sweep_summary.json). Again at 5201f96 (20:26): 3 min 00 s, the sweep 167 s, the same losses
-and laws. Before them (8037f0a, 17:51, the previous session's Xeon): 3 min 37 s, the sweep
-204 s. On the AVX2 machine the same stages took 6-7 min (the sweep 331-408 s),
-and its speed moved by 10-40% from run to run, so compare code only side by side
-(benchmarks/sweep_packing.py: 1.82x packed against one run at a time there, 1.74-2.02x here).
+tokens, packed as two one-core workers. Measured from a clean clone (21:56, at 2d84985, the
+SwiGLU gradient kept as two arrays): 2 min 59 s for `pip install -e .` and the three stages;
+the sweep 166 s: plan 20 s, compile 21 s (13%), train 115 s, eval 5 s; sweep efficiency 0.195
+against the matmul peak measured then (2.97e11 FLOP/s; sweep_summary.json). Before (1a83817,
+20:07, with attention's and SwiGLU's own backward passes): 3 min 13 s, the sweep 179 s; at
+8037f0a (17:51, the previous session's Xeon): 3 min 37 s, the sweep 204 s. On the AVX2
+machine the same stages took 6-7 min (the sweep 331-408 s), and its speed moved by 10-40% from
+run to run, so compare code only side by side (benchmarks/sweep_packing.py: 1.82x packed
+against one run at a time there, 1.74-2.02x here).
 What it should show: every budget's eval loss has its minimum inside the sampled sizes (best
-2.670, 2.511, 2.308 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
+2.670, 2.519, 2.305 nats at 7k, 25k, 40k non-embedding parameters), larger budgets reach lower
 loss, and Approach 3's E can be held against the language's exact floor of 1.840 nats for
-64-token windows (entropy rate 1.816): here it lands 4% above it. Measured, one seed:
-Approach 2 (all 3 budgets) gives N_opt ∝ C^0.77 [0.55, 1.14] and D_opt ∝ C^0.35 and predicts
-the held-out 1e12 budget's N_opt to +2.8%; Approach 3 gives E = 1.92 [0.39, 2.17],
-α = 0.33, β = 1.07, a = 0.76 [0.63, 0.92] and predicts the held-out budget's losses to 1.8%
-(mean). These tiny models want far more than 20 tokens per parameter (about 170 at 1e11, 60 at
-1e12), hence sweep.tokens_per_param = 150; with one seed and three budgets the intervals are
-wide (add sweep.budgets or sweep.seeds). The results move by run-to-run noise from one version
-or machine to the next (up to 0.01 nats per run when the init's rounding changed, 27 Nov 2026:
+64-token windows (entropy rate 1.816): here it lands on it, 1.841, inside a wide interval (the
+run before, 1.915). Measured, one seed: Approach 2 (all 3 budgets) gives N_opt ∝ C^0.78
+[0.57, 1.19] and D_opt ∝ C^0.34 and predicts the held-out 1e12 budget's N_opt to +4.3%;
+Approach 3 gives E = 1.84 [0.07, 2.17], α = 0.34, β = 0.87, a = 0.72 [0.62, 0.93] and
+predicts the held-out budget's losses to 1.9% (mean). These tiny models want far more than 20
+tokens per parameter (about 170 at 1e11, 60 at 1e12), hence sweep.tokens_per_param = 150; with
+one seed and three budgets the intervals are wide (add sweep.budgets or sweep.seeds). The
+results move by run-to-run noise from one version or machine to the next (up to 0.01 nats per
+run when the init's rounding changed, 27 Nov 2026:
 docs/performance-sweep.md#per-run-start-up-the-init-compiled-once; up to 0.013 when packed
 workers dropped XLA's YNNPACK fusions, the same day; up to 0.02 when the next-token loss
 stopped slicing the logits and gathering the target's logit and the tied head moved its
 scale, run on this machine rather than the AVX2 one; up to 0.02 when attention and the SwiGLU
 MLP got their own backward passes, whose step XLA counts with 0.8-1.8% fewer element-wise
-FLOPs, so each run took 0.9-2.3% more steps).
+FLOPs, so each run took 0.9-2.3% more steps; the best loss per budget by up to 0.008 when the
+SwiGLU gradient was kept as two arrays: FLOPs per step within 0.05%, another order of sums).
 `--single` trains one d32-L2 model to 2e11 FLOPs in about a minute: eval loss about 2.90.
 """
 
