@@ -21,7 +21,9 @@ sizes over each budget's feasible window), d_model 8-64, 1-4 layers, 430-13,000 
 tokens, packed as two one-core workers. Measured from a clean clone (21:56, at 2d84985, the
 SwiGLU gradient kept as two arrays): 2 min 59 s for `pip install -e .` and the three stages;
 the sweep 166 s: plan 20 s, compile 21 s (13%), train 115 s, eval 5 s; sweep efficiency 0.195
-against the matmul peak measured then (2.97e11 FLOP/s; sweep_summary.json). Before (1a83817,
+against the matmul peak measured then (2.97e11 FLOP/s; sweep_summary.json). Again at 2d142e0
+(22:24, the peak now the best of 20 matmuls): 3 min 03 s, the sweep 170 s, efficiency 0.186
+against 3.04e11, the same losses and laws. Before (1a83817,
 20:07, with attention's and SwiGLU's own backward passes): 3 min 13 s, the sweep 179 s; at
 8037f0a (17:51, the previous session's Xeon): 3 min 37 s, the sweep 204 s. On the AVX2
 machine the same stages took 6-7 min (the sweep 331-408 s), and its speed moved by 10-40% from
