@@ -25,9 +25,10 @@ def measured_matmul_peak(mesh, dtype=jnp.float32, size: int = 1024, repeats: int
   """FLOP/s of the whole mesh: the best of `repeats` runs of one square matmul per device,
   all devices at once (forced CPU devices share one processor, so they are timed together).
 
-  20 runs (about 0.15 s on 2 CPU cores): with 5, five processes in a row on a quiet 2-core
-  Xeon measured 2.57-3.04e11 FLOP/s, with 20 3.03-3.08e11, so efficiencies and MFU computed
-  against it moved by up to 18% from process to process.
+  20 runs (about 0.15 s on 2 CPU cores, once per process and mesh): with 5, five processes in
+  a row on a quiet 2-core Xeon measured 2.57-3.04e11 FLOP/s, with 20 3.03-3.08e11 (two later
+  sweeps: 3.04e11 and 3.3e11), so efficiencies and MFU computed against it moved by up to 18%
+  from process to process with 5, up to about 9% with 20.
   """
   sharding = NamedSharding(mesh, P(mesh.axis_names))
   a = jax.device_put(jnp.ones((mesh.size, size, size), dtype), sharding)
